@@ -1,0 +1,63 @@
+# bold_spark: every target sets itself up from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONF ?= conf/local.yaml
+JARS_DIR := var/ivy/jars
+SPARK_HOME := $(shell test -x $(PY) && $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
+SCALE ?= 20000
+SEED ?= 7
+Q ?= show tables in bold
+MASTER_URL := spark://127.0.0.1:7077
+
+.PHONY: setup demo test generate train link sql spark-sql evaluate cluster-up cluster-down submit-cluster bench clean
+
+setup: $(VENV)/.installed $(JARS_DIR)/.resolved
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Resolved once from Maven Central into the project; sessions then load the jars from this folder.
+$(JARS_DIR)/.resolved: $(VENV)/.installed bold_spark/session.py
+	$(PY) -m bold_spark.session resolve-jars $(JARS_DIR) > /dev/null
+	touch $@
+
+demo: setup
+	$(PY) jobs/generate_sample.py --conf $(CONF) --scale $(SCALE) --seed $(SEED)
+	$(PY) jobs/link.py --conf $(CONF) --train-if-missing
+
+generate: setup
+	$(PY) jobs/generate_sample.py --conf $(CONF) --scale $(SCALE) --seed $(SEED)
+
+train: setup
+	$(PY) jobs/train.py --conf $(CONF)
+
+link: setup
+	$(PY) jobs/link.py --conf $(CONF)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
+sql: setup
+	$(PY) jobs/sql.py --conf $(CONF) "$(Q)"
+
+# PySpark's own spark-sql CLI with the project's catalog settings
+spark-sql: setup
+	$(PY) jobs/sql.py --conf $(CONF) --print-spark-sql-command | bash
+
+cluster-up: setup
+	$(PY) jobs/cluster.py --conf $(CONF) up --workers 2
+
+cluster-down: setup
+	$(PY) jobs/cluster.py --conf $(CONF) down
+
+submit-cluster: setup
+	$(PY) jobs/cluster.py --conf $(CONF) submit -- jobs/link.py --conf $(CONF) --train-if-missing
+
+clean:
+	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models

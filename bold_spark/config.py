@@ -1,0 +1,493 @@
+"""Typed, frozen configuration loaded from YAML and validated before Spark does any work.
+
+One environment file (for example ``conf/local.yaml``) names the Spark settings, the output tables, the linkage
+model and where the department source declarations are; each source is one YAML file. Every error names the file
+and the key path that is wrong, so a user can fix configuration without reading code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bold_spark.errors import ConfigError
+
+# Canonical columns a source maps from one of its own columns, standardised as their names say.
+SIMPLE_CANONICAL_FIELDS = (
+    "first_name",
+    "middle_names",
+    "surname",
+    "sex",
+    "postcode",
+    "postcode_district",
+    "nino",
+    "nhs_number",
+    "pnc_id",
+    "other_id",
+)
+# Canonical columns that need more than a column name (formats, splitting, derivation).
+STRUCTURED_FIELDS = ("full_name", "date_of_birth", "birth_year", "address")
+FULL_NAME_ORDERS = ("forename_first", "surname_first")
+POSTCODE_FORMATS = ("uk", "any")
+COMPARISON_KINDS = ("name", "forename_surname", "date_of_birth", "postcode", "exact", "jaro_winkler", "birth_year")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How the embedded session is built; under spark-submit the submit command's settings win."""
+
+    master: str
+    app_name: str
+    warehouse_dir: Path
+    metastore_dir: Path | None  # None: in-memory catalog (tests)
+    checkpoint_dir: Path
+    jars_dir: Path
+    conf: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class OutputTables:
+    database: str
+    crosswalk: str = "crosswalk"
+    match_edges: str = "match_edges"
+    rejects: str = "rejects"
+    link_runs: str = "link_runs"
+
+    def qualified(self, table: str) -> str:
+        return f"{self.database}.{getattr(self, table)}"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A Delta table given by storage path or by catalog name (exactly one)."""
+
+    path: str | None = None
+    name: str | None = None
+
+    def describe(self) -> str:
+        return f"delta path {self.path}" if self.path else f"catalog table {self.name}"
+
+
+@dataclass(frozen=True)
+class DateMapping:
+    column: str
+    formats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FullNameMapping:
+    column: str
+    order: str = "forename_first"
+
+
+@dataclass(frozen=True)
+class BirthYearMapping:
+    """Year of birth from a year column, or from an age at a reference date (age column + date column)."""
+
+    column: str | None = None
+    age_column: str | None = None
+    reference_date: DateMapping | None = None
+
+
+@dataclass(frozen=True)
+class PostcodeMapping:
+    column: str
+    format: str = "uk"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    file: Path
+    table: TableRef
+    record_id: str
+    partition_filter: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)  # canonical field -> source column
+    postcode: PostcodeMapping | None = None
+    full_name: FullNameMapping | None = None
+    date_of_birth: DateMapping | None = None
+    birth_year: BirthYearMapping | None = None
+    address: tuple[str, ...] = ()
+
+    def source_columns(self) -> dict[str, str]:
+        """Every source column the mapping reads, keyed by the config key that names it."""
+        used = {"record_id": self.record_id}
+        used.update({f"columns.{k}": v for k, v in self.columns.items()})
+        if self.postcode:
+            used["columns.postcode"] = self.postcode.column
+        if self.full_name:
+            used["columns.full_name.column"] = self.full_name.column
+        if self.date_of_birth:
+            used["columns.date_of_birth.column"] = self.date_of_birth.column
+        if self.birth_year:
+            for attr in ("column", "age_column"):
+                if getattr(self.birth_year, attr):
+                    used[f"columns.birth_year.{attr}"] = getattr(self.birth_year, attr)
+            if self.birth_year.reference_date:
+                used["columns.birth_year.reference_date.column"] = self.birth_year.reference_date.column
+        for i, col in enumerate(self.address):
+            used[f"columns.address[{i}]"] = col
+        return used
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    u_max_pairs: float = 5e6
+    seed: int = 42
+    em_blocking_rules: tuple[Any, ...] = ()
+    deterministic_rules: tuple[Any, ...] = ()
+    recall: float = 0.8
+
+
+@dataclass(frozen=True)
+class LinkageSettings:
+    model_path: Path
+    comparisons: tuple[Mapping[str, Any], ...]
+    blocking_rules: tuple[Any, ...]
+    training: TrainingSettings
+    cluster_threshold: float
+    edge_threshold: float
+    max_comparisons: float
+    break_lineage_method: str = "parquet"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    file: Path
+    base_dir: Path
+    spark: SparkSettings
+    output: OutputTables
+    sources: tuple[SourceConfig, ...]
+    linkage: LinkageSettings
+    scratch_dir: Path
+
+    def digest(self) -> str:
+        """A short hash of the effective configuration, recorded with each run."""
+        payload = json.dumps(_jsonable(self), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"{self.file}: no source named {name!r} (known: {', '.join(s.name for s in self.sources)})")
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__ if k not in ("file",)}
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+class _Node:
+    """A YAML mapping with its file and key path, so every error can say exactly where it is."""
+
+    def __init__(self, data: Any, file: Path, path: str) -> None:
+        self.file, self.path = file, path
+        if not isinstance(data, Mapping):
+            self.fail(f"expected a mapping, found {type(data).__name__}")
+        self.data: Mapping[str, Any] = data
+        self._seen: set[str] = set()
+
+    def where(self, key: str | None = None) -> str:
+        parts = [p for p in (self.path, key) if p]
+        return f"{self.file}: {'.'.join(parts) or '(top level)'}"
+
+    def fail(self, problem: str, key: str | None = None) -> None:
+        raise ConfigError(f"{self.where(key)}: {problem}")
+
+    def _get(self, key: str, required: bool, default: Any) -> Any:
+        self._seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.fail("required key is missing", key)
+            return default
+        return self.data[key]
+
+    def str(self, key: str, *, required: bool = True, default: str | None = None, choices=None) -> Any:
+        value = self._get(key, required, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail("expected a non-empty string", key)
+        if choices and value not in choices:
+            self.fail(f"expected one of {', '.join(choices)}, found {value!r}", key)
+        return value
+
+    def number(self, key: str, *, default: float, low: float | None = None, high: float | None = None) -> float:
+        value = self._get(key, False, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(f"expected a number, found {type(value).__name__}", key)
+        if (low is not None and value < low) or (high is not None and value > high):
+            self.fail(f"expected a number between {low} and {high}, found {value}", key)
+        return value
+
+    def node(self, key: str, *, required: bool = True) -> _Node | None:
+        value = self._get(key, required, None)
+        return None if value is None else _Node(value, self.file, ".".join(p for p in (self.path, key) if p))
+
+    def list(self, key: str, *, required: bool = False) -> list[Any]:
+        value = self._get(key, required, [])
+        if not isinstance(value, list):
+            self.fail(f"expected a list, found {type(value).__name__}", key)
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self._seen)
+        if unknown:
+            self.fail(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(self._seen))}")
+
+
+def _load_yaml(file: Path) -> Any:
+    if not file.is_file():
+        raise ConfigError(f"{file}: configuration file not found")
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file}: not valid YAML{where}") from None
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _column_name(node: _Node, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        node.fail("expected a column name", key)
+    return value
+
+
+def _date_mapping(node: _Node) -> DateMapping:
+    column = node.str("column")
+    formats = node.list("formats", required=True)
+    if not formats or not all(isinstance(f, str) and f for f in formats):
+        node.fail("expected a non-empty list of Spark date patterns such as yyyy-MM-dd", "formats")
+    for f in formats:
+        if "%" in f:
+            node.fail(f"{f!r} is a Python strftime pattern; use Spark patterns (yyyy-MM-dd, dd/MM/yyyy)", "formats")
+    node.finish()
+    return DateMapping(column=column, formats=tuple(formats))
+
+
+def parse_source(data: Any, file: Path, base_dir: Path) -> SourceConfig:
+    """Parse one department source declaration (see conf/sources/ for examples)."""
+    top = _Node(data, file, "")
+    name = top.str("name")
+    if not _IDENTIFIER.match(name):
+        top.fail("source names are letters, digits and underscores, starting with a letter", "name")
+    table_node = top.node("table")
+    path = table_node.str("path", required=False)
+    table_name = table_node.str("name", required=False)
+    if bool(path) == bool(table_name):
+        table_node.fail("give exactly one of 'path' (a Delta table's storage path) or 'name' (a catalog table)")
+    if table_name and not _SQL_NAME.match(table_name):
+        table_node.fail("expected a catalog name such as database.table", "name")
+    table_node.finish()
+    if path and "://" not in path:
+        path = str(_resolve(base_dir, path))
+    record_id = top.str("record_id")
+    partition_filter = top.str("partition_filter", required=False)
+
+    columns_node = top.node("columns")
+    simple: dict[str, str] = {}
+    for key in SIMPLE_CANONICAL_FIELDS:
+        if key == "postcode":
+            continue
+        value = columns_node._get(key, False, None)
+        if value is not None:
+            simple[key] = _column_name(columns_node, key, value)
+
+    postcode = None
+    raw = columns_node._get("postcode", False, None)
+    if isinstance(raw, str):
+        postcode = PostcodeMapping(column=_column_name(columns_node, "postcode", raw))
+    elif raw is not None:
+        node = columns_node.node("postcode")
+        postcode = PostcodeMapping(column=node.str("column"), format=node.str("format", required=False, default="uk",
+                                                                              choices=POSTCODE_FORMATS))
+        node.finish()
+
+    full_name = None
+    raw = columns_node._get("full_name", False, None)
+    if isinstance(raw, str):
+        full_name = FullNameMapping(column=_column_name(columns_node, "full_name", raw))
+    elif raw is not None:
+        node = columns_node.node("full_name")
+        full_name = FullNameMapping(column=node.str("column"),
+                                    order=node.str("order", required=False, default="forename_first",
+                                                   choices=FULL_NAME_ORDERS))
+        node.finish()
+    if full_name and ("first_name" in simple or "surname" in simple):
+        columns_node.fail("map either full_name or first_name/surname, not both", "full_name")
+
+    dob_node = columns_node.node("date_of_birth", required=False)
+    date_of_birth = _date_mapping(dob_node) if dob_node else None
+
+    birth_year = None
+    by_raw = columns_node._get("birth_year", False, None)
+    if isinstance(by_raw, str):
+        birth_year = BirthYearMapping(column=by_raw)
+    elif by_raw is not None:
+        node = columns_node.node("birth_year")
+        column = node.str("column", required=False)
+        age_column = node.str("age_column", required=False)
+        ref_node = node.node("reference_date", required=False)
+        reference = _date_mapping(ref_node) if ref_node else None
+        if bool(column) == bool(age_column):
+            node.fail("give either 'column' (a year of birth) or 'age_column' with 'reference_date'")
+        if age_column and not reference:
+            node.fail("an age needs a reference_date (column and formats) to become a year of birth",
+                      "reference_date")
+        node.finish()
+        birth_year = BirthYearMapping(column=column, age_column=age_column, reference_date=reference)
+
+    address_raw = columns_node._get("address", False, None)
+    if isinstance(address_raw, str):
+        address = (address_raw,)
+    elif address_raw is None:
+        address = ()
+    elif isinstance(address_raw, list) and all(isinstance(c, str) and c for c in address_raw):
+        address = tuple(address_raw)
+    else:
+        columns_node.fail("expected a column name or a list of column names", "address")
+    columns_node.finish()
+
+    if not any([simple.get("surname"), full_name]):
+        columns_node.fail("a source must map a surname (surname or full_name) to be linkable")
+    top.finish()
+    return SourceConfig(name=name, file=file, table=TableRef(path=path, name=table_name), record_id=record_id,
+                        partition_filter=partition_filter, columns=simple, postcode=postcode, full_name=full_name,
+                        date_of_birth=date_of_birth, birth_year=birth_year, address=address)
+
+
+def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
+    comparisons = node.list("comparisons", required=True)
+    for i, comp in enumerate(comparisons):
+        c = _Node(comp, node.file, f"{node.path}.comparisons[{i}]")
+        c.str("kind", choices=COMPARISON_KINDS)
+        if not isinstance(comp.get("column", comp.get("columns")), (str, list)):
+            c.fail("expected 'column' (or 'columns' for forename_surname)")
+    blocking = node.list("blocking_rules", required=True)
+    if not blocking:
+        node.fail("at least one blocking rule is needed", "blocking_rules")
+    _check_rules(node, "blocking_rules", blocking)
+    training_node = node.node("training", required=False)
+    if training_node:
+        em_rules = training_node.list("em_blocking_rules", required=True)
+        _check_rules(training_node, "em_blocking_rules", em_rules)
+        det_rules = training_node.list("deterministic_rules", required=True)
+        _check_rules(training_node, "deterministic_rules", det_rules)
+        training = TrainingSettings(
+            u_max_pairs=training_node.number("u_max_pairs", default=5e6, low=1e3),
+            seed=int(training_node.number("seed", default=42)),
+            em_blocking_rules=tuple(em_rules),
+            deterministic_rules=tuple(det_rules),
+            recall=training_node.number("recall", default=0.8, low=0.01, high=1.0),
+        )
+        training_node.finish()
+    else:
+        node.fail("required key is missing", "training")
+    settings = LinkageSettings(
+        model_path=_resolve(base_dir, node.str("model_path")),
+        comparisons=tuple(comparisons),
+        blocking_rules=tuple(blocking),
+        training=training,
+        cluster_threshold=node.number("cluster_threshold", default=0.95, low=0.0, high=1.0),
+        edge_threshold=node.number("edge_threshold", default=0.5, low=0.0, high=1.0),
+        max_comparisons=node.number("max_comparisons", default=5e8, low=1),
+        break_lineage_method=node.str("break_lineage_method", required=False, default="parquet",
+                                      choices=("parquet", "checkpoint", "persist")),
+    )
+    if settings.edge_threshold > settings.cluster_threshold:
+        node.fail("edge_threshold must not exceed cluster_threshold (edges that join clusters must be recorded)",
+                  "edge_threshold")
+    node.finish()
+    return settings
+
+
+def _check_rules(node: _Node, key: str, rules: list[Any]) -> None:
+    for i, rule in enumerate(rules):
+        ok = (isinstance(rule, str) and rule.strip()) or (
+            isinstance(rule, list) and rule and all(isinstance(c, str) and c for c in rule))
+        if not ok:
+            node.fail("each rule is a list of columns that must agree (block_on) or a SQL condition on l./r.",
+                      f"{key}[{i}]")
+
+
+def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None) -> JobConfig:
+    """Load and validate an environment config and all the source files it names.
+
+    ``overrides`` replaces top-level keys before validation (tests and jobs use it for paths).
+    """
+    file = Path(file).resolve()
+    data = _load_yaml(file)
+    if overrides:
+        data = {**(data or {}), **overrides}
+    top = _Node(data, file, "")
+    base_dir = _resolve(file.parent, top.str("base_dir", required=False, default=".."))
+
+    spark_node = top.node("spark")
+    conf_node = spark_node.node("conf", required=False)
+    spark_conf = {str(k): str(v) for k, v in (conf_node.data.items() if conf_node else [])}
+    metastore = spark_node.str("metastore_dir", required=False)
+    spark = SparkSettings(
+        master=spark_node.str("master", required=False, default="local[*]"),
+        app_name=spark_node.str("app_name", required=False, default="bold_spark"),
+        warehouse_dir=_resolve(base_dir, spark_node.str("warehouse_dir")),
+        metastore_dir=_resolve(base_dir, metastore) if metastore else None,
+        checkpoint_dir=_resolve(base_dir, spark_node.str("checkpoint_dir")),
+        jars_dir=_resolve(base_dir, spark_node.str("jars_dir", required=False, default="var/ivy/jars")),
+        conf=spark_conf,
+    )
+    spark_node.finish()
+
+    out_node = top.node("output")
+    database = out_node.str("database")
+    names = {}
+    for key in ("crosswalk", "match_edges", "rejects", "link_runs"):
+        value = out_node.str(key, required=False, default=key)
+        if not _IDENTIFIER.match(value):
+            out_node.fail("expected a table name of letters, digits and underscores", key)
+        names[key] = value
+    if not _IDENTIFIER.match(database):
+        out_node.fail("expected a database name of letters, digits and underscores", "database")
+    out_node.finish()
+    output = OutputTables(database=database, **names)
+
+    source_files: list[Path] = []
+    for i, entry in enumerate(top.list("sources", required=True)):
+        if not isinstance(entry, str):
+            top.fail("expected a file or a glob such as sources/demo/*.yaml", f"sources[{i}]")
+        matched = sorted(file.parent.glob(entry)) if any(ch in entry for ch in "*?[") else [file.parent / entry]
+        if not matched:
+            top.fail(f"no source file matches {entry!r} (relative to {file.parent})", f"sources[{i}]")
+        source_files.extend(matched)
+    sources = tuple(parse_source(_load_yaml(f), f.resolve(), base_dir) for f in source_files)
+    if not sources:
+        top.fail("no sources declared", "sources")
+    seen: dict[str, Path] = {}
+    for s in sources:
+        if s.name in seen:
+            raise ConfigError(f"{s.file}: name: source {s.name!r} is also declared in {seen[s.name]}")
+        seen[s.name] = s.file
+
+    linkage = _parse_linkage(top.node("linkage"), base_dir)
+    scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
+    top.finish()
+    return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
+                     scratch_dir=scratch_dir)

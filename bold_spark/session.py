@@ -1,0 +1,115 @@
+"""The one place a SparkSession is built: Delta, Splink's similarity jar, a persistent catalog, a checkpoint dir.
+
+Locally the session is built from configuration. Under spark-submit the JVM already exists and the submit command
+has set master, jars and memory, so those are left alone; only settings that are safe to set late are added.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from bold_spark.config import SparkSettings
+from bold_spark.errors import SetupError
+
+log = logging.getLogger(__name__)
+
+# delta-spark's Python package is 4.4.1; Maven Central serves the JVM artifact up to 4.4.0 for Spark 4.2, and the
+# 4.4.x line shares one protocol, so the pair is compatible. `make setup` resolves this coordinate once.
+DELTA_MAVEN_COORDINATE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+# Only these artifacts go on the classpath: the rest of Delta's transitive tree (kernel, Unity Catalog client,
+# older Jackson and Parquet) duplicates or conflicts with what Spark already ships.
+DELTA_JAR_PREFIXES = ("io.delta_delta-spark_", "io.delta_delta-storage-")
+
+SESSION_DEFAULTS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+    # Splink's iterative SQL builds deep plans; constraint propagation makes them quadratic to optimise.
+    "spark.sql.constraintPropagation.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+}
+
+
+def running_under_spark_submit() -> bool:
+    """spark-submit starts the JVM first and tells the Python driver its gateway port."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def delta_jars(jars_dir: Path) -> list[str]:
+    jars = sorted(str(p) for p in Path(jars_dir).glob("*.jar") if p.name.startswith(DELTA_JAR_PREFIXES))
+    if len(jars) < len(DELTA_JAR_PREFIXES):
+        raise SetupError(
+            f"Delta Lake jars not found in {jars_dir}; run `make setup` once (it resolves "
+            f"{DELTA_MAVEN_COORDINATE} from Maven Central into that folder)"
+        )
+    return jars
+
+
+def splink_jar() -> str:
+    from splink.backends.spark import similarity_jar_location
+
+    return similarity_jar_location()
+
+
+def session_jars(jars_dir: Path) -> list[str]:
+    return [*delta_jars(jars_dir), splink_jar()]
+
+
+def build_session(settings: SparkSettings) -> SparkSession:
+    """Build (or join, under spark-submit) the session the jobs and tests use."""
+    for d in (settings.warehouse_dir, settings.checkpoint_dir, settings.metastore_dir):
+        if d is not None and "://" not in str(d):
+            Path(d).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.appName(settings.app_name)
+    conf = dict(SESSION_DEFAULTS)
+    conf["spark.sql.warehouse.dir"] = str(settings.warehouse_dir)
+    if settings.metastore_dir is not None:
+        derby = Path(settings.metastore_dir)
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={derby / 'metastore_db'};create=true"
+        )
+        conf["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={derby}"
+        conf["spark.sql.catalogImplementation"] = "hive"
+    else:
+        conf["spark.sql.catalogImplementation"] = "in-memory"
+    if not running_under_spark_submit():
+        builder = builder.master(settings.master)
+        conf["spark.jars"] = ",".join(session_jars(settings.jars_dir))
+    conf.update(settings.conf)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setCheckpointDir(str(settings.checkpoint_dir))
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s session ready (master %s)", spark.version, spark.sparkContext.master)
+    return spark
+
+
+def resolve_delta_jars(jars_dir: Path) -> list[str]:
+    """Resolve Delta and its dependencies from Maven Central into ``jars_dir`` (``make setup`` calls this once)."""
+    ivy_home = Path(jars_dir).resolve().parent
+    ivy_home.mkdir(parents=True, exist_ok=True)
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .appName("bold_spark-resolve-jars")
+        .config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
+        .config("spark.jars.ivy", str(ivy_home))
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    spark.stop()
+    return delta_jars(jars_dir)
+
+
+if __name__ == "__main__":  # python -m bold_spark.session resolve-jars DIR
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "resolve-jars":
+        sys.exit("usage: python -m bold_spark.session resolve-jars JARS_DIR")
+    for jar in resolve_delta_jars(Path(sys.argv[2])):
+        print(jar)

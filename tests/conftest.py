@@ -1,0 +1,53 @@
+"""One local SparkSession for the whole suite: real Spark, real Delta, Splink's jar, small partitions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bold_spark.config import SparkSettings
+from bold_spark.session import build_session
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spark")
+    settings = SparkSettings(
+        master="local[2]",
+        app_name="bold_spark-tests",
+        warehouse_dir=root / "warehouse",
+        metastore_dir=None,
+        checkpoint_dir=root / "checkpoints",
+        jars_dir=PROJECT_ROOT / "var" / "ivy" / "jars",
+        conf={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.ui.enabled": "false",
+            "spark.sql.adaptive.enabled": "false",
+            "spark.driver.memory": "4g",
+            "spark.sql.autoBroadcastJoinThreshold": str(32 * 1024 * 1024),
+        },
+    )
+    session = build_session(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def spark_clean(spark):
+    """The shared session with cache and temp views cleared after the test."""
+    yield spark
+    spark.catalog.clearCache()
+    for table in spark.catalog.listTables():
+        if table.isTemporary:
+            spark.catalog.dropTempView(table.name)
+
+
+def assert_column_equals(df, actual: str, expected: str, key: str | None = None) -> None:
+    """Compare two columns row by row (small test frames only), showing every mismatch."""
+    rows = df.select(*( [key] if key else []), actual, expected).collect()
+    mismatches = [r for r in rows if r[actual] != r[expected]]
+    assert not mismatches, "\n".join(str(r.asDict()) for r in mismatches)
