@@ -35,7 +35,7 @@ SIMPLE_CANONICAL_FIELDS = (
 STRUCTURED_FIELDS = ("full_name", "date_of_birth", "birth_year", "address")
 FULL_NAME_ORDERS = ("forename_first", "surname_first")
 POSTCODE_FORMATS = ("uk", "any")
-COMPARISON_KINDS = ("name", "forename_surname", "date_of_birth", "postcode", "exact", "jaro_winkler", "birth_year")
+COMPARISON_KINDS = ("name", "forename_surname", "date_of_birth", "postcode", "exact", "jaro_winkler", "levenshtein")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
@@ -378,9 +378,10 @@ def parse_source(data: Any, file: Path, base_dir: Path) -> SourceConfig:
 def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
     comparisons = node.list("comparisons", required=True)
     for i, comp in enumerate(comparisons):
-        c = _Node(comp, node.file, f"{node.path}.comparisons[{i}]")
-        c.str("kind", choices=COMPARISON_KINDS)
-        if not isinstance(comp.get("column", comp.get("columns")), (str, list)):
+        c = _Node(comp, node.file, ".".join(p for p in (node.path, f"comparisons[{i}]") if p))
+        kind = c.str("kind", choices=COMPARISON_KINDS)
+        if kind not in ("date_of_birth", "postcode") and not isinstance(comp.get("column", comp.get("columns")),
+                                                                          (str, list)):
             c.fail("expected 'column' (or 'columns' for forename_surname)")
     blocking = node.list("blocking_rules", required=True)
     if not blocking:
@@ -486,7 +487,12 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
             raise ConfigError(f"{s.file}: name: source {s.name!r} is also declared in {seen[s.name]}")
         seen[s.name] = s.file
 
-    linkage = _parse_linkage(top.node("linkage"), base_dir)
+    linkage_raw = top._get("linkage", True, None)
+    if isinstance(linkage_raw, str):  # the model's settings live in their own file, shared between environments
+        linkage_file = (file.parent / linkage_raw).resolve()
+        linkage = _parse_linkage(_Node(_load_yaml(linkage_file), linkage_file, ""), base_dir)
+    else:
+        linkage = _parse_linkage(top.node("linkage"), base_dir)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,

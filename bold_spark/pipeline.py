@@ -1,0 +1,217 @@
+"""Compose the stages of one run: read and standardise, (train,) score, cluster, write, record the run.
+
+No argv and no session building here: jobs/ do that. Every table name comes from configuration.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import reduce
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, functions as F
+
+from bold_spark.config import JobConfig
+from bold_spark.errors import BoldSparkError, DataQualityError
+from bold_spark.io.delta import (
+    SourceSnapshot,
+    append_table,
+    ensure_database,
+    overwrite_table,
+    read_source,
+)
+from bold_spark.linkage import model as splink_model
+from bold_spark.crosswalk.build import build_crosswalk
+from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
+from bold_spark.standardise.person import (
+    accepted_records,
+    rejected_records,
+    source_counts,
+    standardise_source,
+)
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass
+class RunRecord:
+    """What bold.link_runs says about one run; filled in as the stages complete."""
+
+    run_id: str
+    job: str
+    config_digest: str
+    spark_master: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    status: str = "running"
+    model_id: str | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    comparisons_estimated: int | None = None
+    edges_recorded: int | None = None
+    crosswalk_rows: int | None = None
+    clusters: int | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    message: str | None = None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        log.info("stage %s: start", name)
+        try:
+            yield
+        finally:
+            self.stage_seconds[name] = round(time.perf_counter() - start, 3)
+            log.info("stage %s: %.1f s", name, self.stage_seconds[name])
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "job": self.job, "status": self.status, "started_at": self.started_at,
+            "ended_at": datetime.now(timezone.utc), "model_id": self.model_id, "config_digest": self.config_digest,
+            "inputs": self.inputs, "comparisons_scored": self.comparisons_estimated,
+            "edges_recorded": self.edges_recorded, "crosswalk_rows": self.crosswalk_rows, "clusters": self.clusters,
+            "stage_seconds": self.stage_seconds, "spark_master": self.spark_master, "message": self.message,
+        }
+
+
+@dataclass
+class PreparedInput:
+    standardised: DataFrame  # all sources, canonical columns + invalid_fields + reject_reason (persisted)
+    snapshots: list[SourceSnapshot]
+    counts: dict[str, dict[str, Any]]  # per source: records read/accepted/rejected, invalid values
+
+    def release(self) -> None:
+        self.standardised.unpersist()
+
+
+def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None = None) -> PreparedInput:
+    """Read every source at a pinned version and standardise it; count per source (one small aggregate)."""
+    frames, snapshots = [], []
+    latest = F.lit(as_of).cast("date") if as_of else None
+    for source in config.sources:
+        raw, snapshot = read_source(spark, source)
+        frames.append(standardise_source(raw, source=source, as_of=latest))
+        snapshots.append(snapshot)
+    standardised = reduce(DataFrame.unionByName, frames).persist(StorageLevel.MEMORY_AND_DISK)
+    counts = {row["source_system"]: row.asDict() for row in source_counts(standardised).collect()}  # bounded
+    for s in snapshots:
+        counts.setdefault(s.source_system, {"source_system": s.source_system, "records_read": 0,
+                                            "records_accepted": 0, "records_rejected": 0, "invalid_values": {}})
+        if counts[s.source_system]["records_read"] == 0:
+            raise DataQualityError(f"source {s.source_system}: {s.table} has no records"
+                                   + (" after partition_filter" if s.partition_filter else ""))
+    return PreparedInput(standardised, snapshots, counts)
+
+
+def _inputs_for_record(prepared: PreparedInput) -> list[dict[str, Any]]:
+    return [{"source_system": s.source_system, "table": s.table, "delta_version": s.delta_version,
+             "partition_filter": s.partition_filter, **{k: v for k, v in prepared.counts[s.source_system].items()
+                                                        if k != "source_system"}}
+            for s in prepared.snapshots]
+
+
+def record_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> None:
+    ensure_database(spark, config.output)
+    row = spark.createDataFrame([record.as_row()], schema=LINK_RUNS)
+    append_table(row, config.output.qualified("link_runs"))
+
+
+@contextmanager
+def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Iterator[RunRecord]:
+    """Record the run in bold.link_runs whether it succeeds or fails (failures keep only our own messages)."""
+    try:
+        yield record
+        record.status = "succeeded"
+    except BaseException as exc:
+        record.status = "failed"
+        # Our messages carry no personal values; Spark's might (they can quote data), so only its class is kept.
+        record.message = str(exc) if isinstance(exc, BoldSparkError) else type(exc).__name__
+        log.debug("run %s failed:\n%s", record.run_id, traceback.format_exc())
+        raise
+    finally:
+        try:
+            record_run(spark, config, record)
+        except Exception:  # recording must not hide the run's own error
+            log.exception("could not record run %s in %s", record.run_id, config.output.qualified("link_runs"))
+
+
+def train_model(spark: SparkSession, config: JobConfig, *, run_id: str | None = None) -> RunRecord:
+    """Estimate the model on the configured sources and save it (JSON + what it was trained on)."""
+    record = RunRecord(run_id or new_run_id(), "train", config.digest(), spark.sparkContext.master)
+    with recorded_run(spark, config, record):
+        with record.stage("read_standardise"):
+            prepared = prepare_input(spark, config)
+            record.inputs = _inputs_for_record(prepared)
+        persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns)
+        workspace = splink_model.open_workspace(
+            spark, persons, settings=splink_model.settings_for_training(config.linkage, where=str(config.file)),
+            linkage=config.linkage, scratch_dir=str(config.scratch_dir), run_id=record.run_id)
+        try:
+            with record.stage("train"):
+                trained = splink_model.train(workspace, config.linkage)
+        finally:
+            workspace.close()
+            prepared.release()
+        metadata = {"trained_at": datetime.now(timezone.utc).isoformat(), "run_id": record.run_id,
+                    "config_digest": record.config_digest, "inputs": record.inputs}
+        record.model_id = splink_model.save_model(trained, metadata, config.linkage.model_path)
+        log.info("model %s saved to %s", record.model_id, config.linkage.model_path)
+    return record
+
+
+def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, as_of: str | None = None) -> RunRecord:
+    """Score with the saved model, cluster, and publish crosswalk, edges and rejects as Delta transactions."""
+    record = RunRecord(run_id or new_run_id(), "link", config.digest(), spark.sparkContext.master)
+    out = config.output
+    with recorded_run(spark, config, record):
+        settings = splink_model.settings_from_model(config.linkage.model_path, config.linkage)
+        record.model_id = splink_model.model_id_of(config.linkage.model_path)
+        with record.stage("read_standardise"):
+            prepared = prepare_input(spark, config, as_of=as_of)
+            record.inputs = _inputs_for_record(prepared)
+        persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns)
+        workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
+                                                scratch_dir=str(config.scratch_dir), run_id=record.run_id)
+        try:
+            with record.stage("blocking"):
+                record.comparisons_estimated = splink_model.check_comparison_budget(
+                    workspace, config.linkage, records_in=sum(c["records_accepted"] for c in prepared.counts.values()))
+            with record.stage("scoring"):
+                edges = conform(
+                    splink_model.predict_edges(workspace, threshold=config.linkage.edge_threshold)
+                    .withColumn("run_id", F.lit(record.run_id)), MATCH_EDGES,
+                ).persist(StorageLevel.MEMORY_AND_DISK)
+                record.edges_recorded = edges.count()
+            with record.stage("clustering"):
+                crosswalk = build_crosswalk(persons.select("source_system", "source_record_id"), edges,
+                                            threshold=config.linkage.cluster_threshold, run_id=record.run_id)
+                crosswalk = crosswalk.persist(StorageLevel.MEMORY_AND_DISK)
+                totals = crosswalk.agg(F.count(F.lit(1)).alias("rows"),
+                                       F.countDistinct("cluster_id").alias("clusters")).first()  # bounded
+                record.crosswalk_rows, record.clusters = int(totals["rows"]), int(totals["clusters"])
+            accepted = sum(c["records_accepted"] for c in prepared.counts.values())
+            if record.crosswalk_rows != accepted:
+                raise DataQualityError(f"accounting: {accepted} accepted records but {record.crosswalk_rows} "
+                                       "crosswalk rows; nothing was published")
+            with record.stage("writing"):
+                ensure_database(spark, out)
+                overwrite_table(edges, out.qualified("match_edges"))
+                overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
+                                out.qualified("rejects"), partition_by=["source_system"])
+                # Published last, in one transaction: readers see the previous crosswalk or this one.
+                overwrite_table(crosswalk, out.qualified("crosswalk"), partition_by=["source_system"])
+            edges.unpersist()
+            crosswalk.unpersist()
+        finally:
+            workspace.close()
+            prepared.release()
+    return record

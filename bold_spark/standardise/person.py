@@ -1,0 +1,169 @@
+"""Map one department's columns onto the canonical person schema and standardise them.
+
+Configuration says which source column feeds which canonical field; this module turns that into Column
+expressions. A value that is present but unusable becomes null and is counted (``invalid_fields``); a record that
+cannot be linked at all gets a ``reject_reason`` and goes to bold.rejects instead of the crosswalk.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window, functions as F, types as T
+
+from bold_spark.config import SourceConfig
+from bold_spark.schemas import CANONICAL_PERSON, REJECTS, conform
+from bold_spark.standardise.dates import birth_year_from_age, parse_date
+from bold_spark.standardise.identifiers import (
+    standardise_identifier,
+    standardise_nhs_number,
+    standardise_nino,
+    standardise_pnc_id,
+)
+from bold_spark.standardise.names import split_full_name, standardise_name
+from bold_spark.standardise.postcodes import (
+    postcode_district,
+    standardise_free_postcode,
+    standardise_postcode,
+    standardise_postcode_district,
+)
+from bold_spark.standardise.sex import standardise_sex
+
+# Fields whose unusable values are counted per source and recorded in bold.link_runs.
+CHECKED_FIELDS = ("first_name", "middle_names", "surname", "date_of_birth", "birth_year", "sex", "postcode",
+                  "postcode_district", "nino", "nhs_number", "pnc_id", "other_id")
+
+REASON_NULL_ID = "record id is missing"
+REASON_DUPLICATE_ID = "record id is not unique in the source"
+REASON_NO_NAME = "no usable name (first name and surname missing or invalid)"
+
+_SIMPLE_STANDARDISERS = {
+    "first_name": standardise_name,
+    "middle_names": standardise_name,
+    "surname": standardise_name,
+    "sex": standardise_sex,
+    "nino": standardise_nino,
+    "nhs_number": standardise_nhs_number,
+    "pnc_id": standardise_pnc_id,
+    "other_id": standardise_identifier,
+}
+
+
+def _as_text(df: DataFrame, column: str) -> Column:
+    """A source column as trimmed text, with blanks as null; dates keep an ISO form."""
+    dtype = df.schema[column].dataType
+    value = F.col(f"`{column}`")
+    if isinstance(dtype, (T.DateType, T.TimestampType)):
+        value = F.date_format(value, "yyyy-MM-dd")
+    text = F.trim(value.cast("string"))
+    return F.when(text != "", text)
+
+
+def _date(df: DataFrame, column: str, formats: tuple[str, ...], latest: Column) -> Column:
+    if isinstance(df.schema[column].dataType, (T.DateType, T.TimestampType)):
+        formats = ("yyyy-MM-dd",)
+    return parse_date(_as_text(df, column), formats=formats, latest=latest)
+
+
+def _normalise_address(text: Column) -> Column:
+    cleaned = F.trim(F.regexp_replace(F.regexp_replace(F.lower(text), r"[^a-z0-9]+", " "), r"\s+", " "))
+    return F.when(cleaned != "", cleaned)
+
+
+def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | None = None) -> DataFrame:
+    """Canonical person columns plus ``invalid_fields`` (array of field names) and ``reject_reason``.
+
+    ``as_of`` is the latest plausible date of birth (defaults to today); pass a literal for reproducible runs.
+    """
+    latest = as_of if as_of is not None else F.current_date()
+    raw_values: dict[str, Column] = {}  # the present-but-maybe-invalid source value behind each canonical field
+    clean: dict[str, Column] = {}
+
+    for field_name, column in source.columns.items():
+        raw_values[field_name] = _as_text(raw, column)
+        clean[field_name] = _SIMPLE_STANDARDISERS.get(field_name, standardise_identifier)(raw_values[field_name]) \
+            if field_name != "postcode_district" else standardise_postcode_district(raw_values[field_name])
+
+    if source.full_name:
+        full = _as_text(raw, source.full_name.column)
+        first, middle, surname = split_full_name(full, order=source.full_name.order)
+        raw_values["surname"] = full
+        clean["first_name"], clean["surname"] = first, surname
+        clean.setdefault("middle_names", middle)
+
+    if source.postcode:
+        raw_values["postcode"] = _as_text(raw, source.postcode.column)
+        if source.postcode.format == "uk":
+            clean["postcode"] = standardise_postcode(raw_values["postcode"])
+            district_from_postcode = postcode_district(clean["postcode"])
+            clean["postcode_district"] = (F.coalesce(district_from_postcode, clean["postcode_district"])
+                                          if "postcode_district" in clean else district_from_postcode)
+        else:
+            clean["postcode"] = standardise_free_postcode(raw_values["postcode"])
+
+    if source.date_of_birth:
+        raw_values["date_of_birth"] = _as_text(raw, source.date_of_birth.column)
+        clean["date_of_birth"] = _date(raw, source.date_of_birth.column, source.date_of_birth.formats, latest)
+
+    year_of_dob = F.year(clean["date_of_birth"]) if "date_of_birth" in clean else F.lit(None).cast("int")
+    if source.birth_year and source.birth_year.column:
+        raw_values["birth_year"] = _as_text(raw, source.birth_year.column)
+        year = F.expr(f"try_cast(`{source.birth_year.column}` as int)")
+        declared = F.when(year.between(F.lit(1900), F.year(latest)), year)
+        clean["birth_year"] = F.coalesce(year_of_dob, declared)
+    elif source.birth_year:
+        ref = source.birth_year.reference_date
+        raw_values["birth_year"] = _as_text(raw, source.birth_year.age_column)
+        age = F.expr(f"try_cast(`{source.birth_year.age_column}` as int)")
+        at = _date(raw, ref.column, ref.formats, F.lit("9999-12-31").cast("date"))
+        clean["birth_year"] = F.coalesce(year_of_dob, birth_year_from_age(age, at=at))
+    else:
+        clean["birth_year"] = year_of_dob
+
+    if source.address:
+        clean["address"] = _normalise_address(F.concat_ws(" ", *[_as_text(raw, c) for c in source.address]))
+
+    record_id = _as_text(raw, source.record_id)
+    invalid_fields = F.filter(
+        F.array(*[F.when(raw_values[f].isNotNull() & clean[f].isNull(), F.lit(f)) for f in CHECKED_FIELDS
+                  if f in raw_values and f in clean]) if raw_values else F.array().cast("array<string>"),
+        lambda x: x.isNotNull(),
+    )
+    duplicates = F.count(F.lit(1)).over(Window.partitionBy(record_id))
+    no_name = F.coalesce(clean.get("first_name", F.lit(None)), clean.get("surname", F.lit(None))).isNull()
+    reject_reason = (F.when(record_id.isNull(), REASON_NULL_ID)
+                     .when(duplicates > 1, REASON_DUPLICATE_ID)
+                     .when(no_name, REASON_NO_NAME))
+
+    columns = [F.lit(source.name).alias("source_system"), record_id.alias("source_record_id")]
+    for f in CANONICAL_PERSON.fields[2:]:
+        columns.append(clean.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name))
+    return raw.select(*columns, invalid_fields.alias("invalid_fields"), reject_reason.alias("reject_reason"))
+
+
+def accepted_records(standardised: DataFrame) -> DataFrame:
+    """The canonical person rows that go on to linkage."""
+    return conform(standardised.where(F.col("reject_reason").isNull()), CANONICAL_PERSON)
+
+
+def rejected_records(standardised: DataFrame, *, run_id: str) -> DataFrame:
+    """bold.rejects rows: source, record id and reason only, never personal values."""
+    return conform(
+        standardised.where(F.col("reject_reason").isNotNull())
+        .withColumn("reason", F.col("reject_reason"))
+        .withColumn("run_id", F.lit(run_id)),
+        REJECTS,
+    )
+
+
+def source_counts(standardised: DataFrame) -> DataFrame:
+    """One row per source: records read, accepted, rejected, and invalid values per field (aggregates only)."""
+    invalid = [F.sum(F.array_contains("invalid_fields", f).cast("long")).alias(f) for f in CHECKED_FIELDS]
+    counted = standardised.groupBy("source_system").agg(
+        F.count(F.lit(1)).alias("records_read"),
+        F.sum(F.col("reject_reason").isNull().cast("long")).alias("records_accepted"),
+        F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("records_rejected"),
+        *invalid,
+    )
+    return counted.select(
+        "source_system", "records_read", "records_accepted", "records_rejected",
+        F.map_from_arrays(F.array(*[F.lit(f) for f in CHECKED_FIELDS]),
+                          F.array(*[F.coalesce(F.col(f), F.lit(0)) for f in CHECKED_FIELDS])).alias("invalid_values"),
+    )

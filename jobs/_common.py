@@ -1,0 +1,36 @@
+"""What every spark-submit entry point shares: argument parsing, logging, config, session, exit codes."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+# jobs/ run as scripts (python jobs/x.py or spark-submit jobs/x.py); make the package importable from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bold_spark.config import JobConfig, load_config  # noqa: E402
+from bold_spark.errors import BoldSparkError  # noqa: E402
+
+log = logging.getLogger("bold_spark.jobs")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--conf", default="conf/local.yaml", help="environment configuration (default: %(default)s)")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def run(main: Callable[[argparse.Namespace, JobConfig], int], args: argparse.Namespace) -> int:
+    """Validate configuration before Spark starts; turn our errors into one clear line and exit code 2."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "splink"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        config = load_config(args.conf)
+        return main(args, config)
+    except BoldSparkError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        return 2

@@ -1,0 +1,84 @@
+"""Configuration is validated before Spark starts: errors name the file and the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bold_spark.config import load_config, parse_source
+from bold_spark.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+SOURCE = {
+    "name": "housing",
+    "table": {"path": "var/housing"},
+    "record_id": "case_id",
+    "columns": {"first_name": "fn", "surname": "sn", "date_of_birth": {"column": "dob", "formats": ["dd/MM/yyyy"]}},
+}
+
+
+def write_env(tmp_path: Path, source: dict, **top) -> Path:
+    (tmp_path / "sources").mkdir()
+    (tmp_path / "sources" / "housing.yaml").write_text(yaml.safe_dump(source))
+    env = {"base_dir": ".", "spark": {"warehouse_dir": "wh", "checkpoint_dir": "cp"}, "output": {"database": "bold"},
+           "sources": ["sources/*.yaml"], "linkage": str(PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml"), **top}
+    path = tmp_path / "env.yaml"
+    path.write_text(yaml.safe_dump(env))
+    return path
+
+
+def test_every_committed_environment_config_loads():
+    for path in [PROJECT_ROOT / "conf" / "local.yaml", *(PROJECT_ROOT / "conf" / "public").glob("*.yaml")]:
+        config = load_config(path)
+        assert config.sources and config.linkage.comparisons
+
+
+def test_a_valid_source_parses_into_typed_objects(tmp_path):
+    config = load_config(write_env(tmp_path, SOURCE))
+    (source,) = config.sources
+    assert source.table.path == str((tmp_path / "var" / "housing").resolve())
+    assert source.date_of_birth.formats == ("dd/MM/yyyy",)
+    assert source.source_columns() == {"record_id": "case_id", "columns.first_name": "fn", "columns.surname": "sn",
+                                       "columns.date_of_birth.column": "dob"}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"colour": "red"}, r"housing.yaml: \(top level\): unknown key\(s\) 'colour'"),
+        ({"record_id": None}, r"housing.yaml: record_id: required key is missing"),
+        ({"table": {"path": "a", "name": "b.c"}}, r"housing.yaml: table: give exactly one of"),
+        ({"columns": {"surname": "sn", "nickname": "nn"}}, r"housing.yaml: columns: unknown key\(s\) 'nickname'"),
+        ({"columns": {"surname": "sn", "date_of_birth": {"column": "d", "formats": ["%d/%m/%Y"]}}},
+         r"housing.yaml: columns.date_of_birth.formats: '%d/%m/%Y' is a Python strftime pattern"),
+        ({"columns": {"first_name": "fn"}}, r"housing.yaml: columns: a source must map a surname"),
+        ({"columns": {"full_name": "n", "surname": "sn"}}, r"map either full_name or first_name/surname"),
+        ({"columns": {"surname": "s", "birth_year": {"age_column": "age"}}},
+         r"columns.birth_year.reference_date: an age needs a reference_date"),
+    ],
+)
+def test_source_errors_name_file_and_key(tmp_path, change, expected):
+    with pytest.raises(ConfigError, match=expected):
+        parse_source({**SOURCE, **change}, tmp_path / "housing.yaml", tmp_path)
+
+
+def test_environment_errors_name_file_and_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"env.yaml: output.database: required key is missing"):
+        load_config(write_env(tmp_path, SOURCE, output={}))
+
+
+def test_linkage_errors_name_the_linkage_file(tmp_path):
+    linkage = yaml.safe_load((PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml").read_text())
+    linkage["comparisons"].append({"kind": "soundalike", "column": "surname"})
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(linkage))
+    with pytest.raises(ConfigError, match=r"model.yaml: comparisons\[9\].kind: expected one of"):
+        load_config(write_env(tmp_path, SOURCE, linkage="model.yaml"))
+
+
+def test_duplicate_source_names_are_refused(tmp_path):
+    env = write_env(tmp_path, SOURCE)
+    (tmp_path / "sources" / "again.yaml").write_text(yaml.safe_dump(SOURCE))
+    with pytest.raises(ConfigError, match=r"source 'housing' is also declared in"):
+        load_config(env)
