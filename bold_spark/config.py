@@ -474,7 +474,8 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     for i, entry in enumerate(top.list("sources", required=True)):
         if not isinstance(entry, str):
             top.fail("expected a file or a glob such as sources/demo/*.yaml", f"sources[{i}]")
-        matched = sorted(file.parent.glob(entry)) if any(ch in entry for ch in "*?[") else [file.parent / entry]
+        pattern = Path(entry) if Path(entry).is_absolute() else file.parent / entry
+        matched = sorted(pattern.parent.glob(pattern.name)) if any(ch in entry for ch in "*?[") else [pattern]
         if not matched:
             top.fail(f"no source file matches {entry!r} (relative to {file.parent})", f"sources[{i}]")
         source_files.extend(matched)

@@ -86,8 +86,26 @@ def build_session(settings: SparkSettings) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setCheckpointDir(str(settings.checkpoint_dir))
     spark.sparkContext.setLogLevel("WARN")
+    _quiet_known_noise(spark)
     log.info("Spark %s session ready (master %s)", spark.version, spark.sparkContext.master)
     return spark
+
+
+# Warnings Splink on Spark triggers on every run that say nothing wrong: its intermediate folders start with "__"
+# (Spark warns it "ignored" them, yet reads them), it re-registers its UDFs per linker, and Delta's CREATE
+# DATABASE IF NOT EXISTS notes an existing namespace.
+_NOISY_LOGGERS = (
+    "org.apache.spark.sql.execution.datasources.DataSource",
+    "org.apache.spark.sql.catalyst.analysis.SimpleFunctionRegistry",
+    "org.apache.spark.sql.execution.datasources.v2.CreateNamespaceExec",
+)
+
+
+def _quiet_known_noise(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
+    for name in _NOISY_LOGGERS:
+        configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
 
 
 def resolve_delta_jars(jars_dir: Path) -> list[str]:

@@ -54,13 +54,13 @@ def _start(name: str, args: list[str], state: Path) -> None:
 def up(state: Path, workers: int, port: int, worker_memory: str) -> int:
     state.mkdir(parents=True, exist_ok=True)
     _start("master", ["org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port),
-                      "--webui-port", str(port + 1003)], state)
+                      "--webui-port", "0"], state)
     _wait_for_port(port, 60)
     for i in range(1, workers + 1):
         work_dir = state / f"worker-{i}"
         work_dir.mkdir(exist_ok=True)
         _start(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", f"spark://{HOST}:{port}", "--host", HOST,
-                               "--cores", "1", "--memory", worker_memory, "--webui-port", str(port + 1004 + i),
+                               "--cores", "1", "--memory", worker_memory, "--webui-port", "0",
                                "--work-dir", str(work_dir)], state)
     time.sleep(3)
     print(f"standalone cluster: master spark://{HOST}:{port}, {workers} worker(s); logs in {state}")

@@ -15,9 +15,14 @@ def _pairs(size) -> F.Column:
 
 def pairwise_metrics(crosswalk: DataFrame, truth: DataFrame) -> dict[str, float]:
     """``crosswalk(source_system, source_record_id, cluster_id)`` vs ``truth(source_system, source_record_id,
-    person_id)`` -> precision, recall, F1 and pair counts over the records both tables hold."""
+    person_id)`` -> precision, recall, F1 and pair counts over the records in the truth.
+
+    A truth record missing from the crosswalk (rejected) counts as unlinked, so rejects cost recall.
+    """
     keys = ["source_system", "source_record_id"]
-    joined = crosswalk.select(*keys, "cluster_id").join(truth.select(*keys, "person_id"), keys, how="inner")
+    joined = truth.select(*keys, "person_id").join(crosswalk.select(*keys, "cluster_id"), keys, how="left") \
+        .withColumn("cluster_id", F.coalesce(F.col("cluster_id"),
+                                             F.concat(F.lit("unlinked:"), *[F.col(k) for k in keys])))
     predicted = joined.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("n")).agg(_pairs(F.col("n")).alias("v"))
     actual = joined.groupBy("person_id").agg(F.count(F.lit(1)).alias("n")).agg(_pairs(F.col("n")).alias("v"))
     both = joined.groupBy("cluster_id", "person_id").agg(F.count(F.lit(1)).alias("n")).agg(

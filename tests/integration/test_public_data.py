@@ -4,9 +4,12 @@ Thresholds are the measured figures less a small margin (see the closing notes o
 """
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from pyspark.sql import functions as F
 
+from bold_spark import pipeline
 from tests.conftest import SHARED_DATA
 from tests.integration.linking import (
     crosswalk,
@@ -58,3 +61,32 @@ def test_singletons_have_null_probability_and_size_one(spark, febrl3):
     cw = crosswalk(spark, config)
     bad = cw.where((F.col("cluster_size") == 1) != F.col("match_probability").isNull()).count()
     assert bad == 0
+
+
+@pytest.mark.parametrize("dataset, minimum_f1", [("febrl1", 0.95), ("febrl2", 0.95)])
+def test_febrl1_and_2_linked_with_the_model_trained_on_febrl3(spark, febrl3, tmp_path, dataset, minimum_f1):
+    """The saved model is reused: no training, only scoring with febrl3's model JSON."""
+    trained_config, trained, _ = febrl3
+    config = public_config(dataset, tmp_path)
+    import_public_csv(spark, config, SHARED_DATA / "febrl" / f"dataset{dataset[-1]}.csv")
+    config.linkage.model_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(trained_config.linkage.model_path, config.linkage.model_path)
+    linked = pipeline.link(spark, config, as_of="2026-01-01")
+    assert linked.model_id == trained.model_id
+    metrics = score(spark, config, febrl_truth(spark, config))
+    print(f"{dataset} {metrics}")
+    assert metrics["f1"] >= minimum_f1, metrics
+
+
+def test_fake_1000_beats_the_tutorial_model(spark, tmp_path):
+    """Splink's tutorial-style model reaches about 0.60 pairwise F1 on fake_1000."""
+    config = public_config("fake_1000", tmp_path)
+    import_public_csv(spark, config, SHARED_DATA / "splink_fake_1000" / "fake_1000.csv")
+    train_and_link(spark, config)
+    (source,) = config.sources
+    truth = spark.read.format("delta").load(source.table.path).select(
+        F.lit(source.name).alias("source_system"), F.col("unique_id").alias("source_record_id"),
+        F.col("cluster").alias("person_id"))
+    metrics = score(spark, config, truth)
+    print(f"fake_1000 {metrics}")
+    assert metrics["f1"] >= 0.60, metrics

@@ -17,3 +17,12 @@ def test_pairwise_metrics_from_cluster_counts(spark):
     # predicted pairs: 1 + 3 = 4; true pairs: 3 + 1 = 4; true positives: (1,2) and (4,5) = 2
     assert (m["predicted_pairs"], m["true_pairs"], m["true_positive_pairs"]) == (4, 4, 2)
     assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5) and m["f1"] == pytest.approx(0.5)
+
+
+def test_truth_records_missing_from_the_crosswalk_count_as_unlinked(spark):
+    truth = spark.createDataFrame([("s", "1", "A"), ("s", "2", "A"), ("s", "3", "A")],
+                                  "source_system string, source_record_id string, person_id string")
+    crosswalk = spark.createDataFrame([("s", "1", "x"), ("s", "2", "x")],  # record 3 was rejected
+                                      "source_system string, source_record_id string, cluster_id string")
+    m = pairwise_metrics(crosswalk, truth)
+    assert (m["predicted_pairs"], m["true_pairs"], m["true_positive_pairs"]) == (1, 3, 1)

@@ -1,0 +1,97 @@
+"""The jobs as a user runs them: separate processes, a persistent catalog, and a standalone cluster.
+
+generate -> link --train-if-missing (local) -> a new process queries bold.crosswalk by name -> the same
+jobs/link.py submitted to a two-worker standalone cluster on 127.0.0.1 -> both runs give the same clusters.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AS_OF = "2026-01-01"
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+    result = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    assert result.returncode == 0, f"{args[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n" \
+                                   f"{result.stderr[-5000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory) -> Path:
+    """conf/local.yaml with every path under a temporary folder and a small local master."""
+    root = tmp_path_factory.mktemp("e2e")
+    conf = yaml.safe_load((PROJECT_ROOT / "conf" / "local.yaml").read_text())
+    conf["base_dir"] = str(root)
+    conf["spark"]["master"] = "local[2]"
+    conf["spark"]["jars_dir"] = str(PROJECT_ROOT / "var" / "ivy" / "jars")
+    conf["spark"]["conf"].update({"spark.driver.memory": "3g", "spark.sql.shuffle.partitions": 4})
+    conf["sources"] = [str(PROJECT_ROOT / "conf" / "sources" / "demo" / "*.yaml")]
+    conf["linkage"] = str(PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml")
+    path = root / "env.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    _run("jobs/generate_sample.py", "--conf", str(path), "--scale", "3000", "--seed", "11")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_run(environment):
+    return _run("jobs/link.py", "--conf", str(environment), "--train-if-missing", "--as-of", AS_OF)
+
+
+def test_a_new_process_reads_the_crosswalk_by_name(environment, local_run):
+    assert "clusters" in local_run.stdout
+    query = ("select count(*) as rows_, count(distinct source_system, source_record_id) as keys_, "
+             "(select sum(i.records_accepted) from (select explode(inputs) as i from bold.link_runs "
+             "where job = 'link' and status = 'succeeded' order by started_at desc limit 1)) as accepted_ "
+             "from bold.crosswalk")
+    out = _run("jobs/sql.py", "--conf", str(environment), query).stdout
+    line = next(l for l in out.splitlines() if l.startswith("|") and "rows_" not in l)
+    rows, keys, accepted = (int(x) for x in line.strip("|").split("|"))
+    assert rows == keys == accepted > 2000
+
+
+def test_the_standalone_cluster_gives_the_same_clusters_as_local(spark, environment, local_run, tmp_path):
+    port = _free_port()
+    cluster = ["jobs/cluster.py", "--conf", str(environment), "--state-dir", str(tmp_path / "cluster"),
+               "--port", str(port)]
+    _run(*cluster, "up", "--workers", "2", "--worker-memory", "2g")
+    try:
+        _run(*cluster, "submit", "--executor-memory", "1500m", "--", "jobs/link.py", "--conf", str(environment),
+             "--as-of", AS_OF)
+    finally:
+        _run(*cluster, "down")
+    warehouse = yaml.safe_load(environment.read_text())["base_dir"] + "/var/warehouse"
+    crosswalk_path = f"{warehouse}/bold.db/crosswalk"
+    history = spark.sql(f"describe history delta.`{crosswalk_path}`").orderBy("version").collect()
+    local_version, cluster_version = history[-2]["version"], history[-1]["version"]
+
+    def clusters(version: int):
+        return (spark.read.format("delta").option("versionAsOf", version).load(crosswalk_path)
+                .select("source_system", "source_record_id", "cluster_id"))
+
+    local, remote = clusters(local_version), clusters(cluster_version)
+    assert local.count() == remote.count() > 2000
+    assert local.exceptAll(remote).count() == 0 and remote.exceptAll(local).count() == 0
+    runs = spark.read.format("delta").load(f"{warehouse}/bold.db/link_runs").where(F.col("job") == "link")
+    masters = {r["spark_master"] for r in runs.collect()}
+    assert f"spark://127.0.0.1:{port}" in masters and "local[2]" in masters
