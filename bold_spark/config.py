@@ -60,6 +60,7 @@ class OutputTables:
     match_edges: str = "match_edges"
     rejects: str = "rejects"
     link_runs: str = "link_runs"
+    evaluations: str = "evaluations"
 
     def qualified(self, table: str) -> str:
         return f"{self.database}.{getattr(self, table)}"
@@ -460,7 +461,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     out_node = top.node("output")
     database = out_node.str("database")
     names = {}
-    for key in ("crosswalk", "match_edges", "rejects", "link_runs"):
+    for key in ("crosswalk", "match_edges", "rejects", "link_runs", "evaluations"):
         value = out_node.str(key, required=False, default=key)
         if not _IDENTIFIER.match(value):
             out_node.fail("expected a table name of letters, digits and underscores", key)

@@ -79,6 +79,36 @@ LINK_RUNS = T.StructType([
     T.StructField("message", T.StringType()),
 ])
 
+# One row per (run, truth) for the whole crosswalk (source_system_l/r null) and one per unordered source pair
+# (l <= r; l = r for pairs within one source). Pair counts are doubles: sums of n*(n-1)/2 over clusters.
+# truth_kind "records": a truth table of person ids; the cluster-level columns are on the overall row only.
+# truth_kind "labelled_pairs": a table of labelled pairs; pair figures only, counted over the labelled pairs.
+EVALUATIONS = T.StructType([
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("evaluated_at", T.TimestampType(), False),
+    T.StructField("crosswalk_version", T.LongType()),  # the crosswalk's Delta version that was evaluated
+    T.StructField("truth", T.StringType(), False),  # which table: "delta path ..." or "catalog table ..."
+    T.StructField("truth_kind", T.StringType(), False),
+    T.StructField("source_system_l", T.StringType()),
+    T.StructField("source_system_r", T.StringType()),
+    T.StructField("truth_records", T.LongType()),
+    T.StructField("truth_records_missing", T.LongType()),  # in the truth, not in the crosswalk (rejected)
+    T.StructField("labelled_pairs", T.LongType()),
+    T.StructField("labelled_pairs_missing", T.LongType()),  # a side not in the crosswalk (counted as non-match)
+    T.StructField("predicted_pairs", T.DoubleType()),
+    T.StructField("true_pairs", T.DoubleType()),
+    T.StructField("true_positive_pairs", T.DoubleType()),
+    T.StructField("precision", T.DoubleType()),
+    T.StructField("recall", T.DoubleType()),
+    T.StructField("f1", T.DoubleType()),
+    T.StructField("bcubed_precision", T.DoubleType()),
+    T.StructField("bcubed_recall", T.DoubleType()),
+    T.StructField("predicted_clusters", T.LongType()),
+    T.StructField("true_clusters", T.LongType()),
+    T.StructField("share_people_split", T.DoubleType()),
+    T.StructField("share_clusters_merging", T.DoubleType()),
+])
+
 
 def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     """Select and cast ``df`` to ``schema``'s columns in order: the output contract of a public transform."""

@@ -12,7 +12,7 @@ from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession, functions as F, types as T
 
-from bold_spark.config import OutputTables, SourceConfig
+from bold_spark.config import OutputTables, SourceConfig, TableRef
 from bold_spark.errors import ConfigError, DataQualityError, SchemaContractError
 
 log = logging.getLogger(__name__)
@@ -128,3 +128,59 @@ def replace_run_rows(df: DataFrame, name: str, run_id: str) -> None:
 
 def table_version(spark: SparkSession, name: str) -> int:
     return int(DeltaTable.forName(spark, name).history(1).select("version").first()["version"])  # bounded
+
+
+def read_table(spark: SparkSession, ref: TableRef, *, version: int | None = None) -> DataFrame:
+    """A Delta table by path or catalog name, at its current version or at ``version``; clear error if absent."""
+    if ref.path:
+        if not DeltaTable.isDeltaTable(spark, ref.path):
+            raise DataQualityError(f"no Delta table at {ref.path}")
+        reader = spark.read.format("delta")
+        return (reader.option("versionAsOf", version) if version is not None else reader).load(ref.path)
+    if not spark.catalog.tableExists(ref.name):
+        raise DataQualityError(f"catalog table {ref.name} not found")
+    return spark.sql(f"SELECT * FROM {ref.name} VERSION AS OF {int(version)}") if version is not None \
+        else spark.table(ref.name)
+
+
+def read_table_as_of_run(spark: SparkSession, name: str, *, run_id: str | None = None,
+                         max_versions: int = 50) -> tuple[DataFrame, int, str]:
+    """A run-keyed table (such as the crosswalk) as a run published it: (rows of that version, version, run id).
+
+    Without ``run_id``: the current version and the newest run id in it (run ids begin with their UTC start time).
+    With one: the newest of the last ``max_versions`` versions whose rows carry it (Delta time travel); each
+    probe reads at most one row, and Delta's file statistics on run_id skip most files.
+    """
+    if not spark.catalog.tableExists(name):
+        raise DataQualityError(f"table {name} not found; has the link job run?")
+    versions = sorted((int(r["version"]) for r in DeltaTable.forName(spark, name).history(max_versions)
+                       .select("version").collect()), reverse=True)  # bounded: max_versions rows
+    if run_id is None:
+        df = read_table(spark, TableRef(name=name), version=versions[0])
+        latest = df.agg(F.max("run_id").alias("run_id")).first()["run_id"]  # bounded: one row
+        if latest is None:
+            raise DataQualityError(f"{name} has no rows at its current version {versions[0]}")
+        return df, versions[0], latest
+    for version in versions:
+        df = read_table(spark, TableRef(name=name), version=version)
+        if df.where(F.col("run_id") == run_id).limit(1).count():
+            log.info("%s: run %s found at version %s", name, run_id, version)
+            return df, version, run_id
+    raise DataQualityError(f"run {run_id} is not in the last {len(versions)} versions of {name} "
+                           "(older versions may have been vacuumed)")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def replace_rows(df: DataFrame, name: str, key: dict[str, str]) -> None:
+    """Write ``df`` replacing the rows whose columns equal ``key`` (one Delta transaction; creates the table).
+
+    Every row of ``df`` must carry ``key``: Delta's replaceWhere refuses rows outside the condition.
+    """
+    if df.sparkSession.catalog.tableExists(name):
+        condition = " AND ".join(f"{column} = {_sql_string(value)}" for column, value in key.items())
+        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).saveAsTable(name)
+    else:
+        df.write.format("delta").mode("overwrite").saveAsTable(name)

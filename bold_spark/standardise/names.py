@@ -1,7 +1,7 @@
 """Names are compared as plain lower-case words, so case, accents, titles and punctuation are removed first."""
 from __future__ import annotations
 
-from pyspark.sql import Column, functions as F
+from pyspark.sql import Column, DataFrame, functions as F
 
 # One-to-one folds for lower-case Latin-1 Supplement, Latin Extended-A and the common Extended-B letters
 # (Romanian comma-below s/t, pinyin carons). Upper case is lowered before folding.
@@ -65,34 +65,47 @@ def split_full_name(full_name: Column, *, order: str = "forename_first") -> tupl
     ("SMITH, John Paul") is always surname first. Tokens are split on whitespace before hyphens become spaces,
     so "John Smith-Jones" keeps "smith jones" as the surname. A single word is taken as the surname.
     """
-    if order not in ("forename_first", "surname_first"):
-        raise ValueError(f"order must be 'forename_first' or 'surname_first', got {order!r}")
+    return split_normalised_full_name(normalise_full_name(full_name), order=order)
 
+
+def normalise_full_name(full_name: Column) -> Column:
+    """The first step of split_full_name: folded text in which only letters, spaces, hyphens and commas remain.
+
+    Callers that standardise many columns select this into its own column first, so the splitting step reads it
+    rather than repeating it (which keeps Spark's generated code small).
+    """
     # Hyphens and the first comma survive this step; every other non-letter separates words.
     text = F.regexp_replace(_fold(full_name.cast("string")), r"[^\p{L},-]+", " ")
-    text = F.regexp_replace(text, r"(?:^|(?<= ))-+(?= |$)", "")  # a hyphen standing alone joins nothing
-    has_comma = text.contains(",")
+    return F.regexp_replace(text, r"(?:^|(?<= ))-+(?= |$)", "")  # a hyphen standing alone joins nothing
+
+
+def _full_name_parts(text: Column) -> tuple[Column, Column, Column, Column]:
+    """(has_comma, comma-form surname, comma-form given names, spaced-form words) of a normalised full name."""
 
     def words(part: Column) -> Column:
         tidy = F.trim(F.regexp_replace(F.regexp_replace(part, ",", " "), " +", " "))
         return _strip_titles_and_suffixes(tidy)
 
     def tokens(part: Column) -> Column:
-        return F.when(part != "", F.split(part, " "))
+        return F.filter(F.split(part, " "), lambda w: w != "")
+
+    # Comma form: everything before the first comma is the surname, the rest are given names.
+    return (text.contains(","), words(F.substring_index(text, ",", 1)),
+            tokens(words(F.regexp_extract(text, r"^[^,]*,(.*)$", 1))), tokens(words(text)))
+
+
+def _pick_names(has_comma: Column, comma_surname: Column, given: Column, spaced: Column, *,
+                order: str) -> tuple[Column, Column, Column]:
+    """Raw (first, middle, surname) from the parts; arrays are read by reference, so pass columns, not expressions."""
+    if order not in ("forename_first", "surname_first"):
+        raise ValueError(f"order must be 'forename_first' or 'surname_first', got {order!r}")
 
     def join(arr: Column) -> Column:
         return F.when(F.size(arr) > 0, F.array_join(arr, " "))
 
-    # Comma form: everything before the first comma is the surname, the rest are given names.
-    comma_surname = words(F.substring_index(text, ",", 1))
-    given = tokens(words(F.regexp_extract(text, r"^[^,]*,(.*)$", 1)))
-    n_given = F.coalesce(F.size(given), F.lit(0))
+    n_given, n = F.size(given), F.size(spaced)
     comma_first = F.try_element_at(given, F.lit(1))
     comma_middle = join(F.slice(given, 2, F.greatest(n_given - 1, F.lit(0))))
-
-    # Spaced form.
-    spaced = tokens(words(text))
-    n = F.coalesce(F.size(spaced), F.lit(0))
     if order == "forename_first":
         spaced_first = F.when(n >= 2, F.try_element_at(spaced, F.lit(1)))
         spaced_middle = join(F.slice(spaced, 2, F.greatest(n - 2, F.lit(0))))
@@ -101,8 +114,28 @@ def split_full_name(full_name: Column, *, order: str = "forename_first") -> tupl
         spaced_surname = F.try_element_at(spaced, F.lit(1))
         spaced_first = F.try_element_at(spaced, F.lit(2))
         spaced_middle = join(F.slice(spaced, 3, F.greatest(n - 2, F.lit(0))))
+    return (F.when(has_comma, comma_first).otherwise(spaced_first),
+            F.when(has_comma, comma_middle).otherwise(spaced_middle),
+            F.when(has_comma, comma_surname).otherwise(spaced_surname))
 
-    first = F.when(has_comma, comma_first).otherwise(spaced_first)
-    middle = F.when(has_comma, comma_middle).otherwise(spaced_middle)
-    surname = F.when(has_comma, comma_surname).otherwise(spaced_surname)
+
+def split_normalised_full_name(text: Column, *, order: str = "forename_first") -> tuple[Column, Column, Column]:
+    """The second step of split_full_name, on the output of normalise_full_name."""
+    first, middle, surname = _pick_names(*_full_name_parts(text), order=order)
     return standardise_name(first), standardise_name(middle), standardise_name(surname)
+
+
+def with_split_full_name(df: DataFrame, *, column: Column, order: str, names: tuple[str, str, str]) -> DataFrame:
+    """``df`` plus the standardised (first, middle, surname) of the full name in ``column``, as ``names``.
+
+    The same result as split_full_name, staged in three projections so that each intermediate (the normalised
+    text, the word arrays) is computed once: as one expression the split repeats them and Spark's generated code
+    for a projection outgrows what its compiler accepts, falling back to slow interpreted evaluation.
+    """
+    text, parts = "__bold_name_text", ("__bold_name_comma", "__bold_name_comma_surname", "__bold_name_given",
+                                       "__bold_name_words")
+    staged = (df.select("*", normalise_full_name(column).alias(text))
+              .select("*", *[p.alias(name) for p, name in zip(_full_name_parts(F.col(text)), parts)]))
+    picked = _pick_names(*[F.col(name) for name in parts], order=order)
+    return staged.select(*[F.col(f"`{c}`") for c in df.columns],
+                         *[standardise_name(raw).alias(name) for raw, name in zip(picked, names)])

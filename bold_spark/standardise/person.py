@@ -17,7 +17,7 @@ from bold_spark.standardise.identifiers import (
     standardise_nino,
     standardise_pnc_id,
 )
-from bold_spark.standardise.names import split_full_name, standardise_name
+from bold_spark.standardise.names import standardise_name, with_split_full_name
 from bold_spark.standardise.postcodes import (
     postcode_district,
     standardise_free_postcode,
@@ -29,6 +29,8 @@ from bold_spark.standardise.sex import standardise_sex
 # Fields whose unusable values are counted per source and recorded in bold.link_runs.
 CHECKED_FIELDS = ("first_name", "middle_names", "surname", "date_of_birth", "birth_year", "sex", "postcode",
                   "postcode_district", "nino", "nhs_number", "pnc_id", "other_id")
+
+_SPLIT_NAMES = ("__bold_first_name", "__bold_middle_names", "__bold_surname")
 
 REASON_NULL_ID = "record id is missing"
 REASON_DUPLICATE_ID = "record id is not unique in the source"
@@ -82,9 +84,10 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
             if field_name != "postcode_district" else standardise_postcode_district(raw_values[field_name])
 
     if source.full_name:
-        full = _as_text(raw, source.full_name.column)
-        first, middle, surname = split_full_name(full, order=source.full_name.order)
-        raw_values["surname"] = full
+        raw_values["surname"] = _as_text(raw, source.full_name.column)
+        raw = with_split_full_name(raw, column=raw_values["surname"], order=source.full_name.order,
+                                   names=_SPLIT_NAMES)
+        first, middle, surname = (F.col(c) for c in _SPLIT_NAMES)
         clean["first_name"], clean["surname"] = first, surname
         clean.setdefault("middle_names", middle)
 
@@ -120,22 +123,27 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
     if source.address:
         clean["address"] = _normalise_address(F.concat_ws(" ", *[_as_text(raw, c) for c in source.address]))
 
-    record_id = _as_text(raw, source.record_id)
+    # Two projections: the standardised values first, then the checks that read them. Each name, date and postcode
+    # expression is evaluated once, which keeps the generated code small enough for whole-stage codegen.
+    checked = [f for f in CHECKED_FIELDS if f in raw_values and f in clean]
+    first = raw.select(
+        F.lit(source.name).alias("source_system"),
+        _as_text(raw, source.record_id).alias("source_record_id"),
+        *[clean.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name) for f in CANONICAL_PERSON.fields[2:]],
+        *[raw_values[f].isNotNull().alias(f"_present_{f}") for f in checked],
+    )
     invalid_fields = F.filter(
-        F.array(*[F.when(raw_values[f].isNotNull() & clean[f].isNull(), F.lit(f)) for f in CHECKED_FIELDS
-                  if f in raw_values and f in clean]) if raw_values else F.array().cast("array<string>"),
+        F.array(*[F.when(F.col(f"_present_{f}") & F.col(f).isNull(), F.lit(f)) for f in checked])
+        if checked else F.array().cast("array<string>"),
         lambda x: x.isNotNull(),
     )
+    record_id = F.col("source_record_id")
     duplicates = F.count(F.lit(1)).over(Window.partitionBy(record_id))
-    no_name = F.coalesce(clean.get("first_name", F.lit(None)), clean.get("surname", F.lit(None))).isNull()
     reject_reason = (F.when(record_id.isNull(), REASON_NULL_ID)
                      .when(duplicates > 1, REASON_DUPLICATE_ID)
-                     .when(no_name, REASON_NO_NAME))
-
-    columns = [F.lit(source.name).alias("source_system"), record_id.alias("source_record_id")]
-    for f in CANONICAL_PERSON.fields[2:]:
-        columns.append(clean.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name))
-    return raw.select(*columns, invalid_fields.alias("invalid_fields"), reject_reason.alias("reject_reason"))
+                     .when(F.coalesce(F.col("first_name"), F.col("surname")).isNull(), REASON_NO_NAME))
+    return first.select(*[f.name for f in CANONICAL_PERSON.fields], invalid_fields.alias("invalid_fields"),
+                        reject_reason.alias("reject_reason"))
 
 
 def accepted_records(standardised: DataFrame) -> DataFrame:
@@ -155,15 +163,19 @@ def rejected_records(standardised: DataFrame, *, run_id: str) -> DataFrame:
 
 def source_counts(standardised: DataFrame) -> DataFrame:
     """One row per source: records read, accepted, rejected, and invalid values per field (aggregates only)."""
-    invalid = [F.sum(F.array_contains("invalid_fields", f).cast("long")).alias(f) for f in CHECKED_FIELDS]
-    counted = standardised.groupBy("source_system").agg(
+    totals = standardised.groupBy("source_system").agg(
         F.count(F.lit(1)).alias("records_read"),
         F.sum(F.col("reject_reason").isNull().cast("long")).alias("records_accepted"),
         F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("records_rejected"),
-        *invalid,
     )
-    return counted.select(
+    invalid = (standardised.select("source_system", F.explode("invalid_fields").alias("field"))
+               .groupBy("source_system", "field").agg(F.count(F.lit(1)).alias("n"))
+               .groupBy("source_system").agg(F.map_from_entries(F.collect_list(F.struct("field", "n")))
+                                             .alias("found")))
+    found = F.coalesce(F.col("found"), F.create_map().cast("map<string,bigint>"))
+    return totals.join(invalid, "source_system", how="left").select(
         "source_system", "records_read", "records_accepted", "records_rejected",
         F.map_from_arrays(F.array(*[F.lit(f) for f in CHECKED_FIELDS]),
-                          F.array(*[F.coalesce(F.col(f), F.lit(0)) for f in CHECKED_FIELDS])).alias("invalid_values"),
+                          F.array(*[F.coalesce(found[f], F.lit(0).cast("long")) for f in CHECKED_FIELDS]))
+        .alias("invalid_values"),
     )

@@ -60,10 +60,12 @@ def local_run(environment):
 
 def test_a_new_process_reads_the_crosswalk_by_name(environment, local_run):
     assert "clusters" in local_run.stdout
-    query = ("select count(*) as rows_, count(distinct source_system, source_record_id) as keys_, "
-             "(select sum(i.records_accepted) from (select explode(inputs) as i from bold.link_runs "
-             "where job = 'link' and status = 'succeeded' order by started_at desc limit 1)) as accepted_ "
-             "from bold.crosswalk")
+    print(local_run.stdout)
+    query = ("with latest as (select inputs from bold.link_runs where job = 'link' and status = 'succeeded' "
+             "order by started_at desc limit 1) "
+             "select (select count(*) from bold.crosswalk) as rows_, "
+             "(select count(distinct source_system, source_record_id) from bold.crosswalk) as keys_, "
+             "(select sum(i.records_accepted) from latest lateral view explode(inputs) t as i) as accepted_")
     out = _run("jobs/sql.py", "--conf", str(environment), query).stdout
     line = next(l for l in out.splitlines() if l.startswith("|") and "rows_" not in l)
     rows, keys, accepted = (int(x) for x in line.strip("|").split("|"))

@@ -56,6 +56,13 @@ def test_crosswalk_has_one_row_per_record_and_the_run_is_recorded(spark, febrl3)
     assert runs[1]["crosswalk_rows"] == totals["rows"]
 
 
+def test_splink_intermediate_files_are_removed_after_each_run(febrl3):
+    config, trained, linked = febrl3
+    assert config.scratch_dir.is_dir()
+    assert not (config.scratch_dir / trained.run_id).exists() and not (config.scratch_dir / linked.run_id).exists()
+    assert list(config.scratch_dir.iterdir()) == []
+
+
 def test_singletons_have_null_probability_and_size_one(spark, febrl3):
     config, _, _ = febrl3
     cw = crosswalk(spark, config)
