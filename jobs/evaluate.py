@@ -10,6 +10,7 @@ Results replace the run's earlier rows for the same truth in <database>.<evaluat
 """
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -96,6 +97,7 @@ def main(args, config) -> int:
 
 if __name__ == "__main__":
     p = parser(__doc__)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
     given = p.add_mutually_exclusive_group(required=True)
     given.add_argument("--truth", help="Delta path or catalog table: source_system, source_record_id, person_id")
     given.add_argument("--labels", help="Delta path or catalog table of labelled pairs: source_system_l, "

@@ -24,7 +24,7 @@ from bold_spark.standardise.postcodes import (
     standardise_postcode,
     standardise_postcode_district,
 )
-from bold_spark.standardise.sex import standardise_sex
+from bold_spark.standardise.sex import sex_is_stated_unknown, standardise_sex
 
 # Fields whose unusable values are counted per source and recorded in bold.link_runs.
 CHECKED_FIELDS = ("first_name", "middle_names", "surname", "date_of_birth", "birth_year", "sex", "postcode",
@@ -80,6 +80,8 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
 
     for field_name, column in source.columns.items():
         raw_values[field_name] = _as_text(raw, column)
+        if field_name == "sex":  # "U", "Not known": a value, just not a usable one; not counted as invalid
+            raw_values[field_name] = F.when(~sex_is_stated_unknown(raw_values[field_name]), raw_values[field_name])
         clean[field_name] = _SIMPLE_STANDARDISERS.get(field_name, standardise_identifier)(raw_values[field_name]) \
             if field_name != "postcode_district" else standardise_postcode_district(raw_values[field_name])
 

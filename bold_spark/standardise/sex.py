@@ -7,12 +7,23 @@ from pyspark.sql import Column, functions as F
 _MALE = ("m", "male", "man", "1", "boy")
 _FEMALE = ("f", "female", "woman", "2", "girl")
 _OTHER = ("x", "other", "nonbinary", "indeterminate")
-# Everything else is unknown (null), including ISO 5218's 0 (not known) and 9 (not applicable), "u", "unknown".
+# Codes that say "not known" on purpose: null, but not counted as invalid values.
+_STATED_UNKNOWN = ("0", "9", "u", "unknown", "notknown", "notstated", "prefernottosay", "unk")
+# Everything else is unknown (null) too, and counted as an unusable value.
+
+
+def _code(sex: Column) -> Column:
+    return F.regexp_replace(F.lower(sex.cast("string")), r"[^a-z0-9]", "")
+
+
+def sex_is_stated_unknown(sex: Column) -> Column:
+    """True for codes that record "not known" deliberately (ISO 5218's 0 and 9, U, Unknown, Not stated)."""
+    return _code(sex).isin(*_STATED_UNKNOWN)
 
 
 def standardise_sex(sex: Column) -> Column:
     """'Male'/'m'/'1' -> 'M', 'Female'/'f'/'2' -> 'F', 'X'/'other'/'non-binary'/'indeterminate' -> 'X', else null."""
-    code = F.regexp_replace(F.lower(sex.cast("string")), r"[^a-z0-9]", "")
+    code = _code(sex)
     return (F.when(code.isin(*_MALE), F.lit("M"))
             .when(code.isin(*_FEMALE), F.lit("F"))
             .when(code.isin(*_OTHER), F.lit("X")))

@@ -73,9 +73,11 @@ def test_labelled_pairs_are_recorded_beside_the_truth_rows(spark, published):
                           "source_system_l string, source_record_id_l string, source_system_r string, "
                           "source_record_id_r string, is_match int").write.format("delta").save(path)
     ref = TableRef(path=path)
-    result = evaluate_run(spark, output, labels=conform_labels(read_table(spark, ref)), truth_description=ref.describe())
+    result = evaluate_run(spark, output, labels=conform_labels(read_table(spark, ref)),
+                          truth_description=ref.describe())
     # run r2 puts both pairs in one cluster: predicted 2, true 1, TP 1
-    assert (result.overall["labelled_pairs"], result.overall["predicted_pairs"], result.overall["precision"]) == (2, 2, 0.5)
+    o = result.overall
+    assert (o["labelled_pairs"], o["predicted_pairs"], o["precision"], o["recall"]) == (2, 2, 0.5, 1.0)
     rows = spark.table(output.qualified("evaluations")).where(F.col("truth_kind") == "labelled_pairs").collect()
     assert {(r["run_id"], r["truth"]) for r in rows} == {("r2", ref.describe())} and len(rows) == 1 + 1  # + (a,b)
 

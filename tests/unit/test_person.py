@@ -55,8 +55,8 @@ def test_columns_map_onto_the_canonical_schema(spark):
 def test_unusable_values_become_null_and_are_counted_per_field(spark):
     rows = [
         ("A", "Ann Lee", "31/02/1980", "NOT A POSTCODE", "f", None),   # impossible date, bad postcode
-        ("B", "Bob Ray", "1970-05-06", "LS1 4AP", "unknown", "junk"),   # second format; sex unknown; bad pnc
-        ("C", "Cy Doe", "01/01/2030", None, None, None),                # date of birth after the run date
+        ("B", "Bob Ray", "1970-05-06", "LS1 4AP", "zz", "junk"),        # second format; unusable sex code; bad pnc
+        ("C", "Cy Doe", "01/01/2030", None, "U", None),                 # after the run date; sex stated unknown
     ]
     df = standardised(spark, rows)
     people = {r["source_record_id"]: r for r in accepted_records(df).collect()}
