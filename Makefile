@@ -42,6 +42,10 @@ link: setup
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Accuracy of the current crosswalk against the generator's truth (sample data only)
+evaluate: setup
+	$(PY) jobs/evaluate.py --conf $(CONF) --truth var/sample/truth
+
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup
 	$(PY) jobs/sql.py --conf $(CONF) "$(Q)"
