@@ -116,20 +116,6 @@ def append_table(df: DataFrame, name: str, *, partition_by: list[str] | None = N
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(name)
 
-
-def replace_run_rows(df: DataFrame, name: str, run_id: str) -> None:
-    """Append a run's rows, replacing any rows an earlier attempt of the same run left (idempotent re-runs)."""
-    spark = df.sparkSession
-    if spark.catalog.tableExists(name):
-        df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").saveAsTable(name)
-    else:
-        df.write.format("delta").mode("overwrite").saveAsTable(name)
-
-
-def table_version(spark: SparkSession, name: str) -> int:
-    return int(DeltaTable.forName(spark, name).history(1).select("version").first()["version"])  # bounded
-
-
 def read_table(spark: SparkSession, ref: TableRef, *, version: int | None = None) -> DataFrame:
     """A Delta table by path or catalog name, at its current version or at ``version``; clear error if absent."""
     if ref.path:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,8 +163,3 @@ def predict_edges(workspace: SplinkWorkspace, *, threshold: float) -> DataFrame:
         F.col("match_probability").cast("double").alias("match_probability"),
         levels.alias("comparison_levels"),
     )
-
-
-def trained_on(snapshots: Sequence[Any], counts: Mapping[str, int]) -> list[dict[str, Any]]:
-    return [{"source_system": s.source_system, "table": s.table, "delta_version": s.delta_version,
-             "partition_filter": s.partition_filter, "records": counts.get(s.source_system)} for s in snapshots]

@@ -358,7 +358,7 @@ def evaluate_run(spark: SparkSession, output: OutputTables, *, truth: DataFrame 
         check_labels(labels, description=truth_description)
     log.info("evaluating run %s (crosswalk version %s) against %s", run_id, version, truth_description)
     rows = evaluation_rows(crosswalk, truth=truth, labels=labels, run_id=run_id, truth_description=truth_description,
-                           evaluated_at=datetime.now(timezone.utc), crosswalk_version=version).collect()
+                           evaluated_at=datetime.now(timezone.utc), crosswalk_version=version).collect()  # bounded
     # bounded: one row per source pair plus one; written from the driver so the metrics are computed once
     overall = next(r.asDict() for r in rows if r["source_system_l"] is None)
     if truth is not None and overall["truth_records_missing"] == overall["truth_records"]:
