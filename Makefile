@@ -7,11 +7,13 @@ CONF ?= conf/local.yaml
 JARS_DIR := var/ivy/jars
 SPARK_HOME := $(shell test -x $(PY) && $(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null)
 SCALE ?= 20000
+SCALES ?= 100000,1000000
+RUN_ID ?=
 SEED ?= 7
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
-.PHONY: setup demo test generate train link sql spark-sql evaluate cluster-up cluster-down submit-cluster bench clean
+.PHONY: setup demo test generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -39,6 +41,22 @@ train: setup
 link: setup
 	$(PY) jobs/link.py --conf $(CONF)
 
+# Link only what changed in each source since the last run (Delta versions recorded in bold.link_runs)
+incremental: setup
+	$(PY) jobs/link.py --conf $(CONF) --incremental
+
+# (Re)create the programme's views (conf/views/programme.yaml) over the published crosswalk
+views: setup
+	$(PY) jobs/create_views.py --conf $(CONF)
+
+# Regenerate a run's HTML quality report from the tables: make report RUN_ID=...
+report: setup
+	$(PY) jobs/report.py --conf $(CONF) --run-id $(RUN_ID)
+
+# Publish a run the publishing gate held, after review: make publish RUN_ID=...
+publish: setup
+	$(PY) jobs/publish.py --conf $(CONF) --run-id $(RUN_ID)
+
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -62,6 +80,10 @@ cluster-down: setup
 
 submit-cluster: setup
 	$(PY) jobs/cluster.py --conf $(CONF) submit -- jobs/link.py --conf $(CONF) --train-if-missing
+
+# bold_spark vs Splink on DuckDB vs default Splink on Spark, same data and model: var/bench/results/<timestamp>.md/.json
+bench: setup
+	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED)
 
 clean:
 	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models

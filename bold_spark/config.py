@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ SIMPLE_CANONICAL_FIELDS = (
 STRUCTURED_FIELDS = ("full_name", "date_of_birth", "birth_year", "address")
 FULL_NAME_ORDERS = ("forename_first", "surname_first")
 POSTCODE_FORMATS = ("uk", "any")
-COMPARISON_KINDS = ("name", "forename_surname", "date_of_birth", "postcode", "exact", "jaro_winkler", "levenshtein")
+COMPARISON_KINDS = ("forename", "surname", "name", "forename_surname", "date_of_birth", "postcode", "exact", "jaro_winkler", "levenshtein")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
@@ -61,6 +61,10 @@ class OutputTables:
     rejects: str = "rejects"
     link_runs: str = "link_runs"
     evaluations: str = "evaluations"
+    run_quality: str = "run_quality"
+    crosswalk_candidate: str = "crosswalk_candidate"  # a held run's crosswalk, published by jobs/publish.py
+    cluster_events: str = "cluster_events"  # what each run did to person ids (new, split, merged, retired)
+    record_groups: str = "record_groups"  # per record: event date, sex, age band, region (no personal values)
 
     def qualified(self, table: str) -> str:
         return f"{self.database}.{getattr(self, table)}"
@@ -104,6 +108,37 @@ class PostcodeMapping:
     format: str = "uk"
 
 
+# Input validation (bold_spark/validate.py): what each check does when it finds offending records.
+VALIDATION_ACTIONS = {
+    "on_null_id": ("reject", "fail"),
+    "on_duplicate_id": ("reject", "fail"),
+    "on_bad_name_characters": ("reject", "fail"),  # U+FFFD (undecodable bytes) or control characters in a name
+    "on_implausible_date_of_birth": ("null", "reject", "fail"),  # before 1900 or after the run date
+    "on_all_null_column": ("fail", "warn"),
+}
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    """`validation:` defaults keep the earlier behaviour: bad ids and names rejected, implausible dates nulled."""
+
+    on_null_id: str = "reject"
+    on_duplicate_id: str = "reject"
+    on_bad_name_characters: str = "reject"
+    on_implausible_date_of_birth: str = "null"
+    on_all_null_column: str = "fail"
+    max_unparseable_share: float = 0.05  # of present dates of birth / UK postcodes; above it the run stops
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """`privacy:` pseudonymised crosswalk; the HMAC key comes from an environment variable or a secret file."""
+
+    pseudonymise: bool = False
+    key_env: str = "BOLD_SPARK_HMAC_KEY"
+    key_file: Path | None = None
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     name: str
@@ -117,6 +152,8 @@ class SourceConfig:
     date_of_birth: DateMapping | None = None
     birth_year: BirthYearMapping | None = None
     address: tuple[str, ...] = ()
+    validation: Mapping[str, Any] = field(default_factory=dict)  # this source's overrides of the validation policy
+    event_date: DateMapping | None = None  # when the record's event happened (release, referral): views, not linkage
 
     def source_columns(self) -> dict[str, str]:
         """Every source column the mapping reads, keyed by the config key that names it."""
@@ -136,6 +173,8 @@ class SourceConfig:
                 used["columns.birth_year.reference_date.column"] = self.birth_year.reference_date.column
         for i, col in enumerate(self.address):
             used[f"columns.address[{i}]"] = col
+        if self.event_date:
+            used["event_date.column"] = self.event_date.column
         return used
 
 
@@ -158,6 +197,41 @@ class LinkageSettings:
     edge_threshold: float
     max_comparisons: float
     break_lineage_method: str = "parquet"
+    # One rule may explode (a shared placeholder name) while the total stays under max_comparisons; None: no cap.
+    max_comparisons_per_rule: float | None = None
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """`quality:` what every run measures about itself without truth (bold_spark/quality/run_quality.py)."""
+
+    implausible_cluster_size: int = 50  # a cluster larger than this is an alarm: one person, this many records?
+    largest_clusters: int = 10  # how many of the largest clusters' sizes are recorded
+    weight_min: float = -10.0  # fixed match-weight histogram bins, so runs compare bin by bin
+    weight_max: float = 40.0
+    weight_bin_width: float = 1.0
+
+
+@dataclass(frozen=True)
+class PublishGateSettings:
+    """`publish_gate:` how far a run may move from the previously published one and still replace it."""
+
+    enabled: bool = True
+    max_link_rate_change: float = 0.05  # absolute change of any source pair's link rate
+    max_cluster_size_shift: float = 0.05  # total variation distance between cluster-size distributions
+    max_match_weight_shift: float = 0.10  # total variation distance between match-weight histograms
+    max_cluster_changed_share: float = 0.05  # share of records whose set of co-members changed
+    min_records: int = 50  # source pairs with fewer records than this (either run) are not compared
+    hold_on_implausible_cluster: bool = True
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """`report:` the self-contained HTML report written per run."""
+
+    directory: Path = Path("var/reports")
+    show_personal_values: bool = False  # names, dates, postcodes and record ids in the sample edges
+    sample_edges: int = 5
 
 
 @dataclass(frozen=True)
@@ -169,6 +243,16 @@ class JobConfig:
     sources: tuple[SourceConfig, ...]
     linkage: LinkageSettings
     scratch_dir: Path
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    publish_gate: PublishGateSettings = field(default_factory=PublishGateSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    validation: ValidationPolicy = field(default_factory=ValidationPolicy)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    views: Any = None  # bold_spark.views.settings.ViewSettings when the optional `views:` file is given
+
+    def validation_for(self, source: SourceConfig) -> ValidationPolicy:
+        """The environment's validation policy with the source's own overrides applied."""
+        return replace(self.validation, **source.validation)
 
     def digest(self) -> str:
         """A short hash of the effective configuration, recorded with each run."""
@@ -273,9 +357,9 @@ def _column_name(node: _Node, key: str, value: Any) -> str:
     return value
 
 
-def _date_mapping(node: _Node) -> DateMapping:
+def _date_mapping(node: _Node, *, formats_required: bool = True) -> DateMapping:
     column = node.str("column")
-    formats = node.list("formats", required=True)
+    formats = node.list("formats", required=formats_required) or ([] if formats_required else ["yyyy-MM-dd"])
     if not formats or not all(isinstance(f, str) and f for f in formats):
         node.fail("expected a non-empty list of Spark date patterns such as yyyy-MM-dd", "formats")
     for f in formats:
@@ -370,10 +454,42 @@ def parse_source(data: Any, file: Path, base_dir: Path) -> SourceConfig:
 
     if not any([simple.get("surname"), full_name]):
         columns_node.fail("a source must map a surname (surname or full_name) to be linkable")
+    event_node = top.node("event_date", required=False)  # formats optional: a date-typed column needs none
+    event_date = _date_mapping(event_node, formats_required=False) if event_node else None
+    validation_node = top.node("validation", required=False)
+    validation = _parse_validation(validation_node, only_given=True) if validation_node else {}
     top.finish()
     return SourceConfig(name=name, file=file, table=TableRef(path=path, name=table_name), record_id=record_id,
                         partition_filter=partition_filter, columns=simple, postcode=postcode, full_name=full_name,
-                        date_of_birth=date_of_birth, birth_year=birth_year, address=address)
+                        date_of_birth=date_of_birth, birth_year=birth_year, address=address, validation=validation,
+                        event_date=event_date)
+
+
+def _parse_validation(node: _Node, *, only_given: bool = False) -> dict[str, Any]:
+    """A ``validation:`` section: each on_* key one of its actions, max_unparseable_share in [0, 1]."""
+    defaults = ValidationPolicy()
+    values: dict[str, Any] = {}
+    for key, choices in VALIDATION_ACTIONS.items():
+        values[key] = node.str(key, required=False, default=getattr(defaults, key), choices=choices)
+    values["max_unparseable_share"] = node.number("max_unparseable_share", default=defaults.max_unparseable_share,
+                                                  low=0.0, high=1.0)
+    node.finish()
+    return {k: v for k, v in values.items() if k in node.data} if only_given else values
+
+
+def _parse_privacy(node: _Node, base_dir: Path) -> PrivacySettings:
+    if node.data.get("key") is not None:
+        node.fail("the HMAC key must not be written in configuration; give key_env or key_file", "key")
+    pseudonymise = node._get("pseudonymise", False, False)
+    if not isinstance(pseudonymise, bool):
+        node.fail("expected true or false", "pseudonymise")
+    key_env = node.str("key_env", required=False, default="BOLD_SPARK_HMAC_KEY")
+    if not _IDENTIFIER.match(key_env):
+        node.fail("expected the name of an environment variable", "key_env")
+    key_file = node.str("key_file", required=False)
+    node.finish()
+    return PrivacySettings(pseudonymise=pseudonymise, key_env=key_env,
+                           key_file=_resolve(base_dir, key_file) if key_file else None)
 
 
 def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
@@ -381,8 +497,10 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
     for i, comp in enumerate(comparisons):
         c = _Node(comp, node.file, ".".join(p for p in (node.path, f"comparisons[{i}]") if p))
         kind = c.str("kind", choices=COMPARISON_KINDS)
-        if kind not in ("date_of_birth", "postcode") and not isinstance(comp.get("column", comp.get("columns")),
-                                                                          (str, list)):
+        if "error_rate" in comp and not (isinstance(comp["error_rate"], (int, float)) and 0 < comp["error_rate"] < 1):
+            c.fail("expected a share between 0 and 1 (the rate at which this value is recorded wrongly)", "error_rate")
+        named_columns = comp.get("column", comp.get("columns"))
+        if kind not in ("date_of_birth", "postcode", "forename", "surname") and not isinstance(named_columns, (str, list)):
             c.fail("expected 'column' (or 'columns' for forename_surname)")
     blocking = node.list("blocking_rules", required=True)
     if not blocking:
@@ -412,12 +530,82 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
         cluster_threshold=node.number("cluster_threshold", default=0.95, low=0.0, high=1.0),
         edge_threshold=node.number("edge_threshold", default=0.5, low=0.0, high=1.0),
         max_comparisons=node.number("max_comparisons", default=5e8, low=1),
+        max_comparisons_per_rule=(None if node._get("max_comparisons_per_rule", False, None) is None
+                                  else node.number("max_comparisons_per_rule", default=0, low=1)),
         break_lineage_method=node.str("break_lineage_method", required=False, default="parquet",
                                       choices=("parquet", "checkpoint", "persist")),
     )
     if settings.edge_threshold > settings.cluster_threshold:
         node.fail("edge_threshold must not exceed cluster_threshold (edges that join clusters must be recorded)",
                   "edge_threshold")
+    node.finish()
+    return settings
+
+
+def _flag(node: _Node, key: str, *, default: bool) -> bool:
+    value = node._get(key, False, default)
+    if not isinstance(value, bool):
+        node.fail(f"expected true or false, found {value!r}", key)
+    return value
+
+
+def _whole(node: _Node, key: str, *, default: int, low: int) -> int:
+    value = node.number(key, default=default, low=low)
+    if value != int(value):
+        node.fail(f"expected a whole number, found {value}", key)
+    return int(value)
+
+
+def _parse_quality(node: _Node | None) -> QualitySettings:
+    """`quality:` (optional): the alarm size and the fixed match-weight bins."""
+    if node is None:
+        return QualitySettings()
+    d = QualitySettings()
+    settings = QualitySettings(
+        implausible_cluster_size=_whole(node, "implausible_cluster_size", default=d.implausible_cluster_size, low=2),
+        largest_clusters=_whole(node, "largest_clusters", default=d.largest_clusters, low=1),
+        weight_min=node.number("weight_min", default=d.weight_min),
+        weight_max=node.number("weight_max", default=d.weight_max),
+        weight_bin_width=node.number("weight_bin_width", default=d.weight_bin_width, low=0.01),
+    )
+    if settings.weight_max <= settings.weight_min:
+        node.fail("weight_max must be greater than weight_min", "weight_max")
+    if (settings.weight_max - settings.weight_min) / settings.weight_bin_width > 500:
+        node.fail("more than 500 match-weight bins; widen weight_bin_width", "weight_bin_width")
+    node.finish()
+    return settings
+
+
+def _parse_publish_gate(node: _Node | None) -> PublishGateSettings:
+    """`publish_gate:` (optional): limits beyond which a run is held instead of published."""
+    if node is None:
+        return PublishGateSettings()
+    d = PublishGateSettings()
+    settings = PublishGateSettings(
+        enabled=_flag(node, "enabled", default=d.enabled),
+        max_link_rate_change=node.number("max_link_rate_change", default=d.max_link_rate_change, low=0, high=1),
+        max_cluster_size_shift=node.number("max_cluster_size_shift", default=d.max_cluster_size_shift, low=0, high=1),
+        max_match_weight_shift=node.number("max_match_weight_shift", default=d.max_match_weight_shift, low=0, high=1),
+        max_cluster_changed_share=node.number("max_cluster_changed_share", default=d.max_cluster_changed_share,
+                                              low=0, high=1),
+        min_records=_whole(node, "min_records", default=d.min_records, low=0),
+        hold_on_implausible_cluster=_flag(node, "hold_on_implausible_cluster", default=d.hold_on_implausible_cluster),
+    )
+    node.finish()
+    return settings
+
+
+def _parse_report(node: _Node | None, base_dir: Path) -> ReportSettings:
+    """`report:` (optional): where the HTML goes and whether it may show personal values."""
+    if node is None:
+        return ReportSettings(directory=_resolve(base_dir, str(ReportSettings.directory)))
+    settings = ReportSettings(
+        directory=_resolve(base_dir, node.str("directory", required=False, default=str(ReportSettings.directory))),
+        show_personal_values=_flag(node, "show_personal_values", default=False),
+        sample_edges=_whole(node, "sample_edges", default=ReportSettings.sample_edges, low=0),
+    )
+    if settings.sample_edges > 20:
+        node.fail("at most 20 sample edges (they are collected to the driver)", "sample_edges")
     node.finish()
     return settings
 
@@ -461,7 +649,8 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     out_node = top.node("output")
     database = out_node.str("database")
     names = {}
-    for key in ("crosswalk", "match_edges", "rejects", "link_runs", "evaluations"):
+    for key in ("crosswalk", "match_edges", "rejects", "link_runs", "evaluations", "run_quality",
+                "crosswalk_candidate", "cluster_events", "record_groups"):
         value = out_node.str(key, required=False, default=key)
         if not _IDENTIFIER.match(value):
             out_node.fail("expected a table name of letters, digits and underscores", key)
@@ -496,6 +685,19 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     else:
         linkage = _parse_linkage(top.node("linkage"), base_dir)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
+    validation_node = top.node("validation", required=False)
+    validation = ValidationPolicy(**_parse_validation(validation_node)) if validation_node else ValidationPolicy()
+    privacy_node = top.node("privacy", required=False)
+    privacy = _parse_privacy(privacy_node, base_dir) if privacy_node else PrivacySettings()
+    quality = _parse_quality(top.node("quality", required=False))
+    publish_gate = _parse_publish_gate(top.node("publish_gate", required=False))
+    report = _parse_report(top.node("report", required=False), base_dir)
+    views_file = top.str("views", required=False)  # the programme's SQL views (bold_spark/views): a file of its own
+    views = None
+    if views_file:
+        from bold_spark.views.settings import parse_views  # late import: views.settings builds on this module
+        views = parse_views((file.parent / views_file).resolve(), sources=[s.name for s in sources])
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
-                     scratch_dir=scratch_dir)
+                     scratch_dir=scratch_dir, quality=quality, publish_gate=publish_gate, report=report,
+                     validation=validation, privacy=privacy, views=views)

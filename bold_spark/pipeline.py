@@ -29,7 +29,15 @@ from bold_spark.io.delta import (
 )
 from bold_spark.linkage import model as splink_model
 from bold_spark.crosswalk.build import build_crosswalk
+from bold_spark.io import history
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
+from bold_spark.validate import SourceProfile, validate_source
+from bold_spark.crosswalk.department_views import create_department_views
+from bold_spark.quality import gate
+from bold_spark.quality.groups import record_groups
+from bold_spark.quality.report import render_report, sample_edges, write_report
+from bold_spark.quality.run_quality import load_model, run_quality, write_run_quality
+from bold_spark.views.catalog import create_views
 from bold_spark.standardise.person import (
     accepted_records,
     rejected_records,
@@ -38,6 +46,19 @@ from bold_spark.standardise.person import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def as_of_date(as_of: str | None):
+    """The run's reference date as a Column: ``as_of`` (yyyy-MM-dd) or today."""
+    return F.lit(as_of).cast("date") if as_of else F.current_date()
+
+
+def publish_views(spark: SparkSession, config: JobConfig) -> list[str]:
+    """Per-department views and the programme's views; they read the current crosswalk, so this is idempotent."""
+    names = create_department_views(spark, config.output, config.sources)
+    if config.views is not None:
+        names += create_views(spark, views=config.views, output=config.output)
+    return names
 
 
 def new_run_id() -> str:
@@ -62,6 +83,9 @@ class RunRecord:
     clusters: int | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     message: str | None = None
+    status_on_success: str = "succeeded"  # "held" when the publishing gate kept the crosswalk back
+    blocking_estimates: list[dict[str, Any]] = field(default_factory=list)
+    report_path: str | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -80,6 +104,7 @@ class RunRecord:
             "inputs": self.inputs, "comparisons_scored": self.comparisons_estimated,
             "edges_recorded": self.edges_recorded, "crosswalk_rows": self.crosswalk_rows, "clusters": self.clusters,
             "stage_seconds": self.stage_seconds, "spark_master": self.spark_master, "message": self.message,
+            "blocking_estimates": self.blocking_estimates, "report_path": self.report_path,
         }
 
 
@@ -88,28 +113,34 @@ class PreparedInput:
     standardised: DataFrame  # all sources, canonical columns + invalid_fields + reject_reason (persisted)
     snapshots: list[SourceSnapshot]
     counts: dict[str, dict[str, Any]]  # per source: records read/accepted/rejected, invalid values
+    profiles: dict[str, SourceProfile] = field(default_factory=dict)  # per source: validation counts of the raw read
 
     def release(self) -> None:
         self.standardised.unpersist()
 
 
 def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None = None) -> PreparedInput:
-    """Read every source at a pinned version and standardise it; count per source (one small aggregate)."""
-    frames, snapshots = [], []
+    """Read every source at a pinned version, validate it (one aggregate pass each), standardise; count per source.
+
+    Every source is validated before any is standardised, so bad input stops the run before anything is written.
+    """
+    frames, snapshots, profiles = [], [], {}
     latest = F.lit(as_of).cast("date") if as_of else None
     for source in config.sources:
         raw, snapshot = read_source(spark, source)
-        frames.append(standardise_source(raw, source=source, as_of=latest))
+        raw, profiles[source.name] = validate_source(raw, source=source, policy=config.validation_for(source),
+                                                     latest=latest)
+        frames.append((raw, source))
         snapshots.append(snapshot)
+    frames = [standardise_source(raw, source=source, as_of=latest) for raw, source in frames]
     standardised = reduce(DataFrame.unionByName, frames).persist(StorageLevel.MEMORY_AND_DISK)
     counts = {row["source_system"]: row.asDict() for row in source_counts(standardised).collect()}  # bounded
     for s in snapshots:
-        counts.setdefault(s.source_system, {"source_system": s.source_system, "records_read": 0,
-                                            "records_accepted": 0, "records_rejected": 0, "invalid_values": {}})
-        if counts[s.source_system]["records_read"] == 0:
-            raise DataQualityError(f"source {s.source_system}: {s.table} has no records"
-                                   + (" after partition_filter" if s.partition_filter else ""))
-    return PreparedInput(standardised, snapshots, counts)
+        read = counts.get(s.source_system, {}).get("records_read", 0)
+        if read != profiles[s.source_system].rows:  # the table changed under a pinned version: never expected
+            raise DataQualityError(f"source {s.source_system}: accounting: validation counted "
+                                   f"{profiles[s.source_system].rows} records but standardisation {read}")
+    return PreparedInput(standardised, snapshots, counts, profiles)
 
 
 def _inputs_for_record(prepared: PreparedInput) -> list[dict[str, Any]]:
@@ -121,7 +152,10 @@ def _inputs_for_record(prepared: PreparedInput) -> list[dict[str, Any]]:
 
 def record_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> None:
     ensure_database(spark, config.output)
-    row = spark.createDataFrame([record.as_row()], schema=LINK_RUNS)
+    # Totals over the sources, so "read = crosswalk + rejects" is one query on bold.link_runs.
+    totals = {key: (sum(int(i.get(key) or 0) for i in record.inputs) if record.inputs else None)
+              for key in ("records_read", "records_rejected")}
+    row = spark.createDataFrame([{**record.as_row(), **totals}], schema=LINK_RUNS)
     append_table(row, config.output.qualified("link_runs"))
 
 
@@ -130,12 +164,14 @@ def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> I
     """Record the run in bold.link_runs whether it succeeds or fails (failures keep only our own messages)."""
     try:
         yield record
-        record.status = "succeeded"
+        record.status = record.status_on_success
     except BaseException as exc:
         record.status = "failed"
         # Our messages carry no personal values; Spark's might (they can quote data), so only its class is kept.
         record.message = str(exc) if isinstance(exc, BoldSparkError) else type(exc).__name__
-        log.debug("run %s failed:\n%s", record.run_id, traceback.format_exc())
+        # Where it failed, not what Spark said (its messages can quote data values).
+        log.debug("run %s failed with %s at:\n%s", record.run_id, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
         raise
     finally:
         try:
@@ -183,8 +219,11 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                                                 scratch_dir=str(config.scratch_dir), run_id=record.run_id)
         try:
             with record.stage("blocking"):
+                records_in = sum(c["records_accepted"] for c in prepared.counts.values())
+                record.blocking_estimates = splink_model.estimate_blocking(workspace, config.linkage,
+                                                                           records_in=records_in)
                 record.comparisons_estimated = splink_model.check_comparison_budget(
-                    workspace, config.linkage, records_in=sum(c["records_accepted"] for c in prepared.counts.values()))
+                    workspace, config.linkage, records_in=records_in, estimates=record.blocking_estimates)
             with record.stage("scoring"):
                 edges = conform(
                     splink_model.predict_edges(workspace, threshold=config.linkage.edge_threshold)
@@ -192,25 +231,62 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                 ).persist(StorageLevel.MEMORY_AND_DISK)
                 record.edges_recorded = edges.count()
             with record.stage("clustering"):
-                crosswalk = build_crosswalk(persons.select("source_system", "source_record_id"), edges,
-                                            threshold=config.linkage.cluster_threshold, run_id=record.run_id)
-                crosswalk = crosswalk.persist(StorageLevel.MEMORY_AND_DISK)
+                # Ids carried forward from the published crosswalk (pinned version); see crosswalk/stable_ids.py.
+                crosswalk, events = build_crosswalk(
+                    persons.select("source_system", "source_record_id"), edges,
+                    threshold=config.linkage.cluster_threshold, run_id=record.run_id,
+                    previous=history.previous_crosswalk(spark, out), issued=history.issued_cluster_ids(spark, out),
+                    at=record.started_at)
+                # Checkpointed (run scratch dir), not only cached: their plans read the crosswalk and cluster_events
+                # they will overwrite, which Spark refuses; a checkpoint cuts that lineage.
+                crosswalk = crosswalk.checkpoint()
+                events = events.checkpoint()
                 totals = crosswalk.agg(F.count(F.lit(1)).alias("rows"),
                                        F.countDistinct("cluster_id").alias("clusters")).first()  # bounded
                 record.crosswalk_rows, record.clusters = int(totals["rows"]), int(totals["clusters"])
+            # Accounting: every record read (counted on the raw tables by validation) is in the crosswalk or rejects.
             accepted = sum(c["records_accepted"] for c in prepared.counts.values())
-            if record.crosswalk_rows != accepted:
-                raise DataQualityError(f"accounting: {accepted} accepted records but {record.crosswalk_rows} "
-                                       "crosswalk rows; nothing was published")
+            read = sum(p.rows for p in prepared.profiles.values())
+            rejected = rejected_records(prepared.standardised, run_id=record.run_id).count()
+            if record.crosswalk_rows != accepted or read != record.crosswalk_rows + rejected:
+                raise DataQualityError(f"accounting: {read} records read, {accepted} accepted, "
+                                       f"{record.crosswalk_rows} crosswalk rows and {rejected} rejects; "
+                                       "nothing was published")
+            with record.stage("quality"):
+                # Measured before anything is written: the gate compares with the crosswalk published now.
+                accepted_frame = prepared.standardised.where(F.col("reject_reason").isNull())
+                groups = record_groups(prepared.standardised, as_of=as_of_date(as_of)).persist()
+                published = gate.previous_published(spark, out)
+                quality = run_quality(edges, crosswalk, accepted_frame, run_id=record.run_id, settings=config.quality,
+                                      groups=groups, model=load_model(config.linkage.model_path),
+                                      previous_crosswalk=published.crosswalk if published else None)
+                decision = gate.decide(quality, published.quality if published else None, config.publish_gate)
             with record.stage("writing"):
                 ensure_database(spark, out)
                 overwrite_table(edges, out.qualified("match_edges"))
                 overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
                                 out.qualified("rejects"), partition_by=["source_system"])
-                # Published last, in one transaction: readers see the previous crosswalk or this one.
-                overwrite_table(crosswalk, out.qualified("crosswalk"), partition_by=["source_system"])
+                overwrite_table(groups, out.qualified("record_groups"), partition_by=["source_system"])
+                write_run_quality(spark, out, quality)
+                if decision.publish:
+                    # Published last, in one transaction: readers see the previous crosswalk or this one; then
+                    # its cluster_events (so events never describe a crosswalk that was not published).
+                    history.publish_crosswalk(crosswalk, events, out, run_id=record.run_id)
+                    publish_views(spark, config)
+                else:
+                    gate.write_crosswalk(crosswalk, out, decision)
+                    record.status_on_success = "held"
+                record.message = decision.message()
+            with record.stage("report"):
+                samples = sample_edges(edges, n=config.report.sample_edges, persons=accepted_frame,
+                                       show_personal_values=config.report.show_personal_values)
+                record.report_path = str(write_report(
+                    render_report(quality, samples=samples, show_personal_values=config.report.show_personal_values,
+                                  decision=decision), config.report.directory, record.run_id))
+            groups.unpersist()
             edges.unpersist()
             crosswalk.unpersist()
+            events.unpersist()
         finally:
             workspace.close()
             prepared.release()

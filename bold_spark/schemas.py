@@ -77,6 +77,22 @@ LINK_RUNS = T.StructType([
     T.StructField("stage_seconds", T.MapType(T.StringType(), T.DoubleType())),
     T.StructField("spark_master", T.StringType()),
     T.StructField("message", T.StringType()),
+    # Added later (Delta schema evolution on append; older rows read null): totals over the inputs.
+    T.StructField("records_read", T.LongType()),
+    T.StructField("records_rejected", T.LongType()),
+    # Per prediction blocking rule: comparisons it adds, the running total, and its largest blocks' sizes.
+    T.StructField("blocking_estimates", T.ArrayType(T.StructType([
+        T.StructField("rule", T.StringType()),
+        T.StructField("marginal_comparisons", T.LongType()),
+        T.StructField("cumulative_comparisons", T.LongType()),
+        T.StructField("is_estimate", T.BooleanType()),
+        T.StructField("largest_blocks", T.ArrayType(T.StructType([
+            T.StructField("records_l", T.LongType()),
+            T.StructField("records_r", T.LongType()),
+            T.StructField("pairs", T.LongType()),
+        ]))),
+    ]))),
+    T.StructField("report_path", T.StringType()),  # the run's HTML quality report
 ])
 
 # One row per (run, truth) for the whole crosswalk (source_system_l/r null) and one per unordered source pair
@@ -116,3 +132,45 @@ def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     if missing:
         raise SchemaContractError(f"missing column(s) for the output contract: {', '.join(missing)}")
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+# bold.cluster_events: what each link run did to person ids (issue 5). event: new (records no previous cluster
+# held), split (a part of related_cluster_id that got a new id), merged (cluster_id retired into
+# related_cluster_id; records = records it brought), retired (none of its records remain: deleted or rejected).
+CLUSTER_EVENTS = T.StructType([
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("event", T.StringType(), False),
+    T.StructField("cluster_id", T.StringType(), False),
+    T.StructField("related_cluster_id", T.StringType()),
+    T.StructField("records", T.LongType(), False),
+    T.StructField("at", T.TimestampType(), False),
+])
+
+# bold.run_quality: what every run says about itself without truth, one row per (run, metric, dimension keys), so
+# successive runs compare in SQL. See bold_spark/quality/run_quality.py for the metrics and what each key holds:
+# source_system_l/r a source pair (r null: any other record), dimension + dimension_value a group (sex, age_band,
+# region) or a comparison and its level label, bucket_low/high a histogram bin or a comparison level's gamma value.
+RUN_QUALITY = T.StructType([
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("computed_at", T.TimestampType(), False),
+    T.StructField("metric", T.StringType(), False),
+    T.StructField("source_system_l", T.StringType()),
+    T.StructField("source_system_r", T.StringType()),
+    T.StructField("dimension", T.StringType()),
+    T.StructField("dimension_value", T.StringType()),
+    T.StructField("bucket_low", T.DoubleType()),
+    T.StructField("bucket_high", T.DoubleType()),
+    T.StructField("value", T.DoubleType()),
+    T.StructField("records", T.LongType()),  # how many records / edges / clusters the value is computed over
+])
+
+# bold.record_groups: one row per standardised record, coarse and non-identifying (bold_spark/quality/groups.py):
+# the event date, and sex (M/F/X), age band at the event ('0-17' ... '65+') and ONS region, each 'unknown' if absent.
+RECORD_GROUPS = T.StructType([
+    T.StructField("source_system", T.StringType(), False),
+    T.StructField("source_record_id", T.StringType()),  # null when the record's id is missing (it is rejected)
+    T.StructField("event_date", T.DateType()),
+    T.StructField("sex", T.StringType(), False),
+    T.StructField("age_band", T.StringType(), False),
+    T.StructField("region", T.StringType(), False),
+])

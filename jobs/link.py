@@ -14,7 +14,12 @@ def main(args, config) -> int:
     if args.train_if_missing and not config.linkage.model_path.is_file():
         log.info("no model at %s: training one first", config.linkage.model_path)
         pipeline.train_model(spark, config)
-    record = pipeline.link(spark, config, as_of=args.as_of)
+    if args.incremental:
+        from bold_spark.incremental import link_incremental  # imports the pipeline; only incremental runs need it
+
+        record = link_incremental(spark, config, as_of=args.as_of)
+    else:
+        record = pipeline.link(spark, config, as_of=args.as_of)
     out = config.output
     print(f"run {record.run_id}: {record.crosswalk_rows:,} records in {record.clusters:,} clusters; "
           f"{record.edges_recorded:,} edges >= {config.linkage.edge_threshold}; model {record.model_id}")
@@ -30,5 +35,7 @@ def main(args, config) -> int:
 if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--train-if-missing", action="store_true", help="train and save a model first if none exists")
+    p.add_argument("--incremental", action="store_true",
+                   help="link only records changed since the last successful run and merge them into the crosswalk")
     p.add_argument("--as-of", help="latest plausible date of birth (yyyy-MM-dd); default today")
     sys.exit(run(main, p.parse_args()))

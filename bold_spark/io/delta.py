@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession, functions as F, types as T
 
 from bold_spark.config import OutputTables, SourceConfig, TableRef
 from bold_spark.errors import ConfigError, DataQualityError, SchemaContractError
+from bold_spark.faults import hold_during_write
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,23 @@ def ensure_database(spark: SparkSession, output: OutputTables) -> None:
 
 def overwrite_table(df: DataFrame, name: str, *, partition_by: list[str] | None = None) -> None:
     """Replace a table's contents in one Delta transaction: readers see the old version or the new one."""
+    df = hold_during_write(df, name)  # test hook (BOLD_SPARK_PAUSE_AT), a no-op otherwise: see bold_spark/faults.py
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    writer.saveAsTable(name)
+    spark = df.sparkSession
+    if spark.catalog.tableExists(name):
+        # An existing table is overwritten through its storage path (Delta's own overwrite, one commit). Spark's
+        # replace-table-as-select path corrupts a partitioned table's metadata after an empty overwrite (Delta 4.x).
+        location = spark.sql(f"DESCRIBE DETAIL {name}").select("location").first()["location"]  # bounded: one row
+        writer.save(location)
+    else:
+        writer.saveAsTable(name)
 
 
 def append_table(df: DataFrame, name: str, *, partition_by: list[str] | None = None) -> None:
-    writer = df.write.format("delta").mode("append")
+    """Append in one Delta transaction; new columns of the contract are added to the table (mergeSchema)."""
+    writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.saveAsTable(name)

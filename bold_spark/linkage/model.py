@@ -15,24 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession, functions as F
+from pyspark.sql import DataFrame, SparkSession, Window, functions as F
 
 from bold_spark.config import LinkageSettings
 from bold_spark.errors import ConfigError, DataQualityError
-from bold_spark.linkage.settings import NAME_CONCAT, build_blocking_rule, build_settings
+from bold_spark.linkage.columns import add_linkage_columns  # noqa: F401  (part of this module's API)
+from bold_spark.linkage.settings import build_blocking_rule, build_settings
 
 log = logging.getLogger(__name__)
-
-
-def add_linkage_columns(persons: DataFrame) -> DataFrame:
-    """Derived columns the comparisons and blocking rules use: phonetic codes and a full-name key."""
-    return persons.select(
-        "*",
-        F.when(F.col("first_name").isNotNull() & F.col("surname").isNotNull(),
-               F.concat_ws(" ", "first_name", "surname")).alias(NAME_CONCAT),
-        F.soundex("first_name").alias("first_name_soundex"),
-        F.soundex("surname").alias("surname_soundex"),
-    )
 
 
 def _delete_path(spark: SparkSession, path: str) -> None:
@@ -93,26 +83,115 @@ def settings_from_model(model_path: Path, linkage: LinkageSettings) -> Any:
                           "(or jobs/link.py --train-if-missing)")
     creator = SettingsCreator.from_path_or_dict(json.loads(model_path.read_text(encoding="utf-8")))
     creator.blocking_rules_to_generate_predictions = [build_blocking_rule(r) for r in linkage.blocking_rules]
+    # Keep each pair's comparison levels (gamma_ columns): match_edges records why a pair scored as it did.
+    creator.retain_intermediate_calculation_columns = True
     return creator
 
 
-def check_comparison_budget(workspace: SplinkWorkspace, linkage: LinkageSettings, *, records_in: int) -> int:
-    """Estimate the comparisons the prediction blocking rules generate; stop before scoring if over the cap.
+LARGEST_BLOCKS = 3  # how many of each rule's biggest blocks are measured and recorded (sizes only)
 
-    Counts are exact up to 200,000 records and estimated from a deterministic sample of that many above.
+
+def _rule_label(spec: Any) -> str:
+    """How a configured rule is named in messages and run records: its columns or its SQL, never data."""
+    return spec if isinstance(spec, str) else "[" + ", ".join(spec) + "]"
+
+
+def largest_blocks(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLOCKS) -> list[list[dict[str, int]]]:
+    """Per rule, the ``n`` biggest blocks its equality keys make in ``persons``: records on each side and the pairs
+    they generate before any filter condition. Rules whose two sides use the same key expressions (the usual
+    case) share one aggregate; key values never leave the executors, only counts do.
+
+    A record with a null key is in no block (null never equals null in the join).
+    """
+    from splink.internals.blocking_analysis import _as_blocking_rule
+
+    conditions = [_as_blocking_rule(build_blocking_rule(spec), "spark")._equi_join_conditions for spec in specs]
+    out: list[list[dict[str, int]]] = [[] for _ in specs]
+    symmetric, keyed = [], []
+    for i, conds in enumerate(conditions):
+        if not conds:  # no equality: one block of everything
+            total = persons.count()
+            out[i] = [{"records_l": total, "records_r": total, "pairs": total * (total - 1) // 2}]
+        elif all(l_expr.strip() == r_expr.strip() for l_expr, r_expr in conds):
+            symmetric.append(i)
+            keys = [F.expr(l_expr).cast("string") for l_expr, _ in conds]
+            present = F.lit(True)
+            for k in keys:
+                present = present & k.isNotNull()
+            # One row per (rule, record) with the rule's key; a separator no key contains keeps keys distinct.
+            keyed.append(F.when(present, F.struct(F.lit(i).alias("rule"), F.concat_ws("\u241f", *keys).alias("key"))))
+        else:  # l.a = r.b: a block is the records of each side that share the key
+            def sizes(exprs: list[str], name: str) -> DataFrame:
+                return persons.select(*[F.expr(e).alias(f"key_{j}") for j, e in enumerate(exprs)]).dropna() \
+                    .groupBy(*[f"key_{j}" for j in range(len(exprs))]).agg(F.count(F.lit(1)).alias(name))
+            blocks = sizes([c[0] for c in conds], "records_l").join(
+                sizes([c[1] for c in conds], "records_r"), on=[f"key_{j}" for j in range(len(conds))], how="inner")
+            top = blocks.select("records_l", "records_r", (F.col("records_l") * F.col("records_r")).alias("pairs")) \
+                .orderBy(F.col("pairs").desc()).limit(n).collect()  # bounded: n rows of counts, no keys
+            out[i] = [{k: int(row[k]) for k in ("records_l", "records_r", "pairs")} for row in top]
+    if keyed:
+        sizes = persons.select(F.explode(F.array(*keyed)).alias("k")).where(F.col("k").isNotNull()) \
+            .groupBy("k.rule", "k.key").agg(F.count(F.lit(1)).alias("records"))
+        rank = F.row_number().over(Window.partitionBy("rule").orderBy(F.col("records").desc()))
+        top = sizes.select("rule", "records", rank.alias("rank")).where(F.col("rank") <= n) \
+            .orderBy("rule", "rank").collect()  # bounded: n rows per rule, counts only
+        for row in top:
+            records = int(row["records"])
+            out[row["rule"]].append({"records_l": records, "records_r": records, "pairs": records * (records - 1) // 2})
+    return out
+
+
+def estimate_blocking(workspace: SplinkWorkspace, linkage: LinkageSettings, *, records_in: int,
+                      top_blocks: int = LARGEST_BLOCKS) -> list[dict[str, Any]]:
+    """Per prediction blocking rule, in order: the comparisons it adds and the running total (Splink's blocking
+    analysis, exact up to 200,000 records and estimated from a deterministic sample of that many above) and its
+    largest blocks' sizes. Counts only, so the result can go in the run record.
     """
     rules = [build_blocking_rule(r) for r in linkage.blocking_rules]
-    records = workspace.linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        rules, record_sample_proportion=min(1.0, 200_000 / max(records_in, 1)))
-    for spec, record in zip(linkage.blocking_rules, records):
-        if record["cumulative_comparison_count"] > linkage.max_comparisons:
+    proportion = min(1.0, 200_000 / max(records_in, 1))
+    counted = workspace.linker.blocking_analysis.count_comparisons_from_blocking_rules(
+        rules, record_sample_proportion=proportion)
+    blocks = largest_blocks(workspace.spark.table(workspace.input_view), list(linkage.blocking_rules), n=top_blocks)
+    return [{"rule": _rule_label(spec),
+             "marginal_comparisons": int(c["marginal_comparison_count"]),
+             "cumulative_comparisons": int(c["cumulative_comparison_count"]),
+             "is_estimate": bool(c["is_estimate"]),
+             "largest_blocks": top}
+            for spec, c, top in zip(linkage.blocking_rules, counted, blocks)]
+
+
+def enforce_comparison_budget(estimates: list[dict[str, Any]], linkage: LinkageSettings) -> int:
+    """Stop before scoring when a rule adds more than ``max_comparisons_per_rule`` or brings the total over
+    ``max_comparisons``; the error names the rule, its estimate and its biggest blocks' sizes. Returns the total."""
+    for i, e in enumerate(estimates):
+        over = []
+        per_rule = linkage.max_comparisons_per_rule
+        if per_rule is not None and e["marginal_comparisons"] > per_rule:
+            over.append(f"over linkage.max_comparisons_per_rule = {per_rule:,.0f}")
+        if e["cumulative_comparisons"] > linkage.max_comparisons:
+            over.append(f"bringing the total to {e['cumulative_comparisons']:,}, over linkage.max_comparisons = "
+                        f"{linkage.max_comparisons:,.0f}")
+        if over:
+            blocks = ", ".join(f"{b['records_l']:,} records ({b['pairs']:,} pairs)" for b in e["largest_blocks"])
             raise DataQualityError(
-                f"linkage.blocking_rules: rule {spec!r} brings the estimated comparisons to "
-                f"{record['cumulative_comparison_count']:,} (this rule adds {record['marginal_comparison_count']:,}), "
-                f"over linkage.max_comparisons = {linkage.max_comparisons:,.0f}; tighten the rule or raise the cap")
-    total = int(records[-1]["cumulative_comparison_count"]) if records else 0
-    log.info("blocking: about %s comparisons from %d rules", f"{total:,}", len(records))
+                f"linkage.blocking_rules[{i}]: rule {e['rule']} adds an estimated {e['marginal_comparisons']:,} "
+                f"comparisons, {' and '.join(over)}; its largest blocks: {blocks or 'none'}. Tighten the rule "
+                "(add a column to block on) or raise the cap")
+    total = estimates[-1]["cumulative_comparisons"] if estimates else 0
+    log.info("blocking: about %s comparisons from %d rules; per rule: %s", f"{total:,}", len(estimates),
+             ", ".join(f"{e['rule']} +{e['marginal_comparisons']:,} (largest block "
+                       f"{e['largest_blocks'][0]['records_l'] if e['largest_blocks'] else 0:,} records)"
+                       for e in estimates))
     return total
+
+
+def check_comparison_budget(workspace: SplinkWorkspace, linkage: LinkageSettings, *, records_in: int,
+                            estimates: list[dict[str, Any]] | None = None) -> int:
+    """Estimate (unless ``estimates`` from estimate_blocking are given) and enforce the comparison caps before
+    scoring; returns the estimated total. Pass the estimates to keep them for the run record."""
+    if estimates is None:
+        estimates = estimate_blocking(workspace, linkage, records_in=records_in)
+    return enforce_comparison_budget(estimates, linkage)
 
 
 def train(workspace: SplinkWorkspace, linkage: LinkageSettings) -> dict[str, Any]:

@@ -15,8 +15,13 @@ from splink import SettingsCreator, block_on
 
 from bold_spark.errors import ConfigError
 
-# Columns the linkage step derives from the canonical schema (see prepare.add_linkage_columns).
-NAME_CONCAT = "name_concat"
+from bold_spark.linkage.columns import FIRST_NAME_GROUPS, NAME_CONCAT, SURNAME_PARTS
+
+
+def _null_unless_either(column: str, fallback: str) -> cll.CustomLevel:
+    """Null only when neither the value nor its coarser fallback (year, district) is on both sides."""
+    return _spark_level(f"({column}_l IS NULL OR {column}_r IS NULL) AND ({fallback}_l IS NULL OR {fallback}_r IS NULL)",
+                        "null").configure(is_null_level=True)
 
 
 def _date_of_birth_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
@@ -26,15 +31,14 @@ def _date_of_birth_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
         output_column_name=dob,
         comparison_description="date of birth, with transposed day/month and year-of-birth levels",
         comparison_levels=[
-            cll.CustomLevel(f"({dob}_l IS NULL OR {dob}_r IS NULL) AND ({year}_l IS NULL OR {year}_r IS NULL)")
-            .configure(is_null_level=True, label_for_charts="null"),
-            cll.CustomLevel(f"{dob}_l = {dob}_r", "exact match"),
-            cll.CustomLevel(f"year({dob}_l) = year({dob}_r) AND month({dob}_l) = day({dob}_r) "
-                            f"AND day({dob}_l) = month({dob}_r)", "day and month transposed"),
-            cll.CustomLevel(f"levenshtein(date_format({dob}_l, 'yyyyMMdd'), date_format({dob}_r, 'yyyyMMdd')) <= 1",
-                            "one digit different"),
-            cll.CustomLevel(f"abs(datediff({dob}_l, {dob}_r)) <= 365", "within a year"),
-            cll.CustomLevel(f"{year}_l = {year}_r", "same year of birth"),
+            _null_unless_either(dob, year),
+            _spark_level(f"{dob}_l = {dob}_r", "exact match"),
+            _spark_level(f"year({dob}_l) = year({dob}_r) AND month({dob}_l) = day({dob}_r) "
+                     f"AND day({dob}_l) = month({dob}_r)", "day and month transposed"),
+            _spark_level(f"levenshtein(date_format({dob}_l, 'yyyyMMdd'), date_format({dob}_r, 'yyyyMMdd')) <= 1",
+                     "one digit different"),
+            _spark_level(f"abs(datediff({dob}_l, {dob}_r)) <= 365", "within a year"),
+            _spark_level(f"{year}_l = {year}_r", "same year of birth"),
             cll.ElseLevel(),
         ],
     )
@@ -48,12 +52,81 @@ def _postcode_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
         output_column_name=pc,
         comparison_description="postcode, sector, district",
         comparison_levels=[
-            cll.CustomLevel(f"({pc}_l IS NULL OR {pc}_r IS NULL) AND ({district}_l IS NULL OR {district}_r IS NULL)")
-            .configure(is_null_level=True, label_for_charts="null"),
-            cll.CustomLevel(f"{pc}_l = {pc}_r", "exact match"),
-            cll.CustomLevel(f"{sector.format(c=pc + '_l')} = {sector.format(c=pc + '_r')}", "same sector"),
-            cll.CustomLevel(f"{district}_l = {district}_r", "same district"),
+            _null_unless_either(pc, district),
+            _spark_level(f"{pc}_l = {pc}_r", "exact match"),
+            _spark_level(f"{sector.format(c=pc + '_l')} = {sector.format(c=pc + '_r')}", "same sector"),
+            _spark_level(f"{district}_l = {district}_r", "same district"),
             cll.ElseLevel(),
+        ],
+    )
+
+
+def _forename_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
+    """Forenames as departments record them: nicknames, initials, a middle name used as the forename, swaps."""
+    first, surname = spec.get("column", "first_name"), spec.get("surname_column", "surname")
+    middle = spec.get("middle_names_column", "middle_names")
+    exact = cll.ExactMatchLevel(first)
+    if spec.get("term_frequency", False):
+        exact = exact.configure(tf_adjustment_column=first)
+    return cl.CustomComparison(
+        output_column_name=first,
+        comparison_description="forename with nickname, initial, middle-name and swap levels",
+        comparison_levels=[
+            cll.NullLevel(first),
+            exact,
+            _spark_level(f"{first}_l = {surname}_r AND {surname}_l = {first}_r", "swapped with surname"),
+            cll.ArrayIntersectLevel(FIRST_NAME_GROUPS, 1).configure(label_for_charts="same formal name (nickname)"),
+            cll.JaroWinklerLevel(first, 0.92),
+            _spark_level(f"(length({first}_l) = 1 OR length({first}_r) = 1) "
+                         f"AND substr({first}_l, 1, 1) = substr({first}_r, 1, 1)", "initial agrees"),
+            _spark_level(f"array_contains(split({middle}_r, ' '), {first}_l) "
+                         f"OR array_contains(split({middle}_l, ' '), {first}_r)", "is the other's middle name"),
+            cll.JaroWinklerLevel(first, 0.8),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _surname_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
+    """Surnames with swaps and double-barrelled names recorded as one part (standardised hyphens are spaces)."""
+    surname, first = spec.get("column", "surname"), spec.get("first_name_column", "first_name")
+    exact = cll.ExactMatchLevel(surname)
+    if spec.get("term_frequency", False):
+        exact = exact.configure(tf_adjustment_column=surname)
+    return cl.CustomComparison(
+        output_column_name=surname,
+        comparison_description="surname with swap and double-barrelled levels",
+        comparison_levels=[
+            cll.NullLevel(surname),
+            exact,
+            _spark_level(f"{first}_l = {surname}_r AND {surname}_l = {first}_r", "swapped with forename"),
+            cll.ArrayIntersectLevel(SURNAME_PARTS, 1).configure(label_for_charts="shares a part (double-barrelled)"),
+            cll.JaroWinklerLevel(surname, 0.92),
+            cll.JaroWinklerLevel(surname, 0.8),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _spark_level(sql: str, label: str) -> cll.CustomLevel:
+    """SQL written in Spark's dialect; Splink translates it when the model runs on another backend (DuckDB)."""
+    return cll.CustomLevel(sql, label, base_dialect_str="spark")
+
+
+def _exact_with_error_rate(spec: Mapping[str, Any]) -> cl.CustomComparison:
+    """Exact agreement whose disagreement is never proof of a non-match: a recording error rate is fixed.
+
+    EM on identifiers that rarely disagree for true matches drives the disagreement m to 0, which makes a single
+    typo in an identifier veto a match; fixing m from a stated error rate keeps the evidence finite.
+    """
+    column, error_rate = spec["column"], float(spec["error_rate"])
+    return cl.CustomComparison(
+        output_column_name=column,
+        comparison_description=f"exact {column}, recorded wrongly {error_rate:.1%} of the time",
+        comparison_levels=[
+            cll.NullLevel(column),
+            cll.ExactMatchLevel(column).configure(m_probability=1 - error_rate, fix_m_probability=True),
+            cll.ElseLevel().configure(m_probability=error_rate, fix_m_probability=True),
         ],
     )
 
@@ -70,6 +143,12 @@ def build_comparison(spec: Mapping[str, Any], where: str) -> Any:
                 forename, surname, forename_surname_concat_col_name=NAME_CONCAT if tf else None,
                 **_thresholds(spec, "jaro_winkler_thresholds"))
             return comparison
+        elif kind == "forename":
+            return _forename_comparison(spec)
+        elif kind == "surname":
+            return _surname_comparison(spec)
+        elif kind == "exact" and "error_rate" in spec:
+            return _exact_with_error_rate(spec)
         elif kind == "date_of_birth":
             return _date_of_birth_comparison(spec)
         elif kind == "postcode":

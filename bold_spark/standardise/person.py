@@ -28,13 +28,15 @@ from bold_spark.standardise.sex import sex_is_stated_unknown, standardise_sex
 
 # Fields whose unusable values are counted per source and recorded in bold.link_runs.
 CHECKED_FIELDS = ("first_name", "middle_names", "surname", "date_of_birth", "birth_year", "sex", "postcode",
-                  "postcode_district", "nino", "nhs_number", "pnc_id", "other_id")
+                  "postcode_district", "nino", "nhs_number", "pnc_id", "other_id", "event_date")
 
 _SPLIT_NAMES = ("__bold_first_name", "__bold_middle_names", "__bold_surname")
 
 REASON_NULL_ID = "record id is missing"
 REASON_DUPLICATE_ID = "record id is not unique in the source"
 REASON_NO_NAME = "no usable name (first name and surname missing or invalid)"
+# A reject reason bold_spark.validate adds to the raw source (bad name characters, absurd dates), carried through.
+VALIDATION_REJECT = "_bold_validation_reject"
 
 _SIMPLE_STANDARDISERS = {
     "first_name": standardise_name,
@@ -70,7 +72,8 @@ def _normalise_address(text: Column) -> Column:
 
 
 def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | None = None) -> DataFrame:
-    """Canonical person columns plus ``invalid_fields`` (array of field names) and ``reject_reason``.
+    """Canonical person columns plus ``event_date`` (null unless the source declares one; not used for linkage),
+    ``invalid_fields`` (array of field names) and ``reject_reason``.
 
     ``as_of`` is the latest plausible date of birth (defaults to today); pass a literal for reproducible runs.
     """
@@ -125,6 +128,10 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
     if source.address:
         clean["address"] = _normalise_address(F.concat_ws(" ", *[_as_text(raw, c) for c in source.address]))
 
+    if source.event_date:  # not a linkage field: carried beside the person for the views and quality groups
+        raw_values["event_date"] = _as_text(raw, source.event_date.column)
+        clean["event_date"] = _date(raw, source.event_date.column, source.event_date.formats, latest)
+
     # Two projections: the standardised values first, then the checks that read them. Each name, date and postcode
     # expression is evaluated once, which keeps the generated code small enough for whole-stage codegen.
     checked = [f for f in CHECKED_FIELDS if f in raw_values and f in clean]
@@ -132,7 +139,10 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
         F.lit(source.name).alias("source_system"),
         _as_text(raw, source.record_id).alias("source_record_id"),
         *[clean.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name) for f in CANONICAL_PERSON.fields[2:]],
+        clean.get("event_date", F.lit(None)).cast("date").alias("event_date"),
         *[raw_values[f].isNotNull().alias(f"_present_{f}") for f in checked],
+        (F.col(VALIDATION_REJECT) if VALIDATION_REJECT in raw.columns else F.lit(None).cast("string"))
+        .alias(VALIDATION_REJECT),
     )
     invalid_fields = F.filter(
         F.array(*[F.when(F.col(f"_present_{f}") & F.col(f).isNull(), F.lit(f)) for f in checked])
@@ -143,8 +153,10 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
     duplicates = F.count(F.lit(1)).over(Window.partitionBy(record_id))
     reject_reason = (F.when(record_id.isNull(), REASON_NULL_ID)
                      .when(duplicates > 1, REASON_DUPLICATE_ID)
+                     .when(F.col(VALIDATION_REJECT).isNotNull(), F.col(VALIDATION_REJECT))
                      .when(F.coalesce(F.col("first_name"), F.col("surname")).isNull(), REASON_NO_NAME))
-    return first.select(*[f.name for f in CANONICAL_PERSON.fields], invalid_fields.alias("invalid_fields"),
+    return first.select(*[f.name for f in CANONICAL_PERSON.fields], "event_date",
+                        invalid_fields.alias("invalid_fields"),
                         reject_reason.alias("reject_reason"))
 
 

@@ -73,7 +73,8 @@ def test_linkage_errors_name_the_linkage_file(tmp_path):
     linkage = yaml.safe_load((PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml").read_text())
     linkage["comparisons"].append({"kind": "soundalike", "column": "surname"})
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(linkage))
-    with pytest.raises(ConfigError, match=r"model.yaml: comparisons\[9\].kind: expected one of"):
+    index = len(linkage["comparisons"]) - 1
+    with pytest.raises(ConfigError, match=rf"model.yaml: comparisons\[{index}\].kind: expected one of"):
         load_config(write_env(tmp_path, SOURCE, linkage="model.yaml"))
 
 

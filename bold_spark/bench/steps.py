@@ -1,0 +1,332 @@
+"""What each benchmark subprocess runs: one step, one fresh process, timings and counts back as JSON.
+
+    python -m bold_spark.bench.steps STEP PARAMS_JSON RESULT_JSON
+
+Each system runs in its own process so that its memory is measured alone and so that Splink's default
+SparkSession (what a user without this project gets) never shares a JVM with the project's tuned one. Only the
+work inside each system's timers is counted; JVM start-up, exports and evaluation are timed apart or not at all.
+Results hold timings, counts and column names only, never record values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+KEYS = ["source_system", "source_record_id"]
+DATA_MARKER = "_BENCH_COMPLETE.json"  # written last: a data folder without it is incomplete and regenerated
+PARTITION_COLUMN = "extract_month"
+
+
+class Timer:
+    """Named wall-clock stages, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+# --- configuration --------------------------------------------------------------------------------------------
+
+def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, event_log_dir: str | None = None):
+    """The environment config with its sources pointed at the cached data and everything it writes (warehouse,
+    checkpoints, scratch, model) under ``work_dir``, in an in-memory catalog (database ``bench``), so a bench run
+    neither touches the persistent catalog nor needs its Derby lock. Spark and linkage settings stay as tuned."""
+    from bold_spark.config import TableRef, load_config
+    from bold_spark.errors import ConfigError
+
+    config = load_config(conf)
+    work = Path(work_dir)
+    spark_conf = dict(config.spark.conf)
+    if event_log_dir:
+        Path(event_log_dir).mkdir(parents=True, exist_ok=True)
+        spark_conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(event_log_dir)})
+    sources = []
+    for s in config.sources:
+        path = Path(data_dir) / s.name
+        if not path.is_dir():
+            raise ConfigError(f"{s.file}: name: source {s.name!r} has no generated table in {data_dir} (the bench "
+                              "needs sources named like the synthetic departments)")
+        sources.append(dataclasses.replace(s, table=TableRef(path=str(path))))
+    return dataclasses.replace(
+        config,
+        spark=dataclasses.replace(config.spark, metastore_dir=None, warehouse_dir=work / "warehouse",
+                                  checkpoint_dir=work / "checkpoints", conf=spark_conf),
+        output=dataclasses.replace(config.output, database="bench"),
+        sources=tuple(sources),
+        linkage=dataclasses.replace(config.linkage, model_path=Path(model_path)),
+        scratch_dir=work / "scratch",
+    )
+
+
+def _config(p: dict[str, Any]):
+    return bench_config(p["conf"], data_dir=p["data_dir"], work_dir=p["work_dir"], model_path=p["model_path"],
+                        event_log_dir=p.get("event_log_dir"))
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+
+def step_data(p: dict[str, Any]) -> dict[str, Any]:
+    """Generate the six departments and the truth as Delta under ``data_dir`` unless a complete copy is there."""
+    marker = Path(p["data_dir"]) / DATA_MARKER
+    if marker.is_file():
+        return {**json.loads(marker.read_text(encoding="utf-8")), "cached": True}
+    from bold_spark.config import load_config
+    from bold_spark.session import build_session
+    from bold_spark.synthetic.generate import generate
+
+    config = load_config(p["conf"])
+    spark = build_session(dataclasses.replace(
+        config.spark, metastore_dir=None, warehouse_dir=Path(p["work_dir"]) / "warehouse",
+        checkpoint_dir=Path(p["work_dir"]) / "checkpoints"))
+    timer = Timer()
+    sample = generate(spark, scale=int(p["scale"]), seed=int(p["seed"]))
+    rows: dict[str, int] = {}
+    for source, df in {**sample.departments, "truth": sample.truth}.items():
+        with timer.stage(source):
+            writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+            if PARTITION_COLUMN in df.columns:  # one file per monthly extract, as departments deliver them
+                writer = df.repartition(PARTITION_COLUMN).write.format("delta").mode("overwrite") \
+                    .option("overwriteSchema", "true").partitionBy(PARTITION_COLUMN)
+            writer.save(str(Path(p["data_dir"]) / source))
+            rows[source] = spark.read.format("delta").load(str(Path(p["data_dir"]) / source)).count()
+    result = {"scale": int(p["scale"]), "seed": int(p["seed"]), "people": sample.n_people, "rows": rows,
+              "department_records": sum(v for k, v in rows.items() if k != "truth"),
+              "generate_seconds": round(sum(timer.seconds.values()), 3)}
+    marker.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return {**result, "cached": False}
+
+
+# --- (a) the project's job -------------------------------------------------------------------------------------
+
+def step_project_train(p: dict[str, Any]) -> dict[str, Any]:
+    from bold_spark import pipeline
+    from bold_spark.session import build_session
+
+    config = _config(p)
+    spark = build_session(config.spark)
+    start = time.perf_counter()
+    record = pipeline.train_model(spark, config)
+    wall = time.perf_counter() - start
+    return {"wall_seconds": round(wall, 3), "stage_seconds": record.stage_seconds, "model_id": record.model_id,
+            "records": sum(s["records_accepted"] for s in record.inputs), "spark_master": record.spark_master}
+
+
+def step_export(p: dict[str, Any]) -> dict[str, Any]:
+    """The accepted, standardised records with the linkage columns, as parquet, for the two baselines: both then
+    score exactly the records the project scores. Timed apart; not part of any system's time."""
+    from bold_spark import pipeline
+    from bold_spark.linkage.model import add_linkage_columns
+    from bold_spark.session import build_session
+    from bold_spark.standardise.person import accepted_records
+
+    config = _config(p)
+    spark = build_session(config.spark)
+    timer = Timer()
+    with timer.stage("export"):
+        prepared = pipeline.prepare_input(spark, config)
+        persons = accepted_records(prepared.standardised).transform(add_linkage_columns)
+        persons.write.mode("overwrite").parquet(p["persons_path"])
+    rows = spark.read.parquet(p["persons_path"]).count()
+    return {"export_seconds": timer.seconds["export"], "records": rows, "columns": persons.columns}
+
+
+def step_project_link(p: dict[str, Any]) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    from bold_spark import pipeline
+    from bold_spark.session import build_session
+
+    config = _config(p)
+    spark = build_session(config.spark)
+    start = time.perf_counter()
+    record = pipeline.link(spark, config)
+    wall = time.perf_counter() - start
+    # Untimed: the crosswalk in the shape every system's clusters are evaluated in.
+    spark.table(config.output.qualified("crosswalk")).select(*KEYS, F.col("cluster_id").cast("string")) \
+        .write.mode("overwrite").parquet(p["crosswalk_path"])
+    return {"wall_seconds": round(wall, 3), "stage_seconds": record.stage_seconds,
+            "records": record.crosswalk_rows, "edges": record.edges_recorded, "clusters": record.clusters,
+            "comparisons_estimated_by_job": record.comparisons_estimated, "spark_master": record.spark_master}
+
+
+# --- the same model for the baselines ---------------------------------------------------------------------------
+
+def _prediction_rules_sql(linkage) -> list[str]:
+    """The configured prediction blocking rules as Spark SQL, as the project's job uses them."""
+    from splink.internals.blocking_analysis import _as_blocking_rule
+
+    from bold_spark.linkage.settings import build_blocking_rule
+
+    return [_as_blocking_rule(build_blocking_rule(r), "spark").blocking_rule_sql for r in linkage.blocking_rules]
+
+
+def _spark_to_duckdb(sql: str) -> str:
+    import sqlglot
+
+    out = sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+    # Functions sqlglot leaves with their Spark names: Splink's Spark jar registers jaro_winkler (DuckDB's built-in
+    # is jaro_winkler_similarity, which Splink's own DuckDB dialect uses); Spark's arrays_overlap is list_has_any.
+    return out.replace("JARO_WINKLER(", "jaro_winkler_similarity(").replace("ARRAYS_OVERLAP(", "list_has_any(")
+
+
+def duckdb_model(model: dict[str, Any], rules_sql: list[str]) -> dict[str, Any]:
+    """The trained Spark model's parameters unchanged, its SQL (levels, blocking rules) translated to DuckDB."""
+    out = json.loads(json.dumps(model))
+    out["sql_dialect"] = "duckdb"
+    out["blocking_rules_to_generate_predictions"] = [
+        {"blocking_rule": _spark_to_duckdb(r), "sql_dialect": "duckdb"} for r in rules_sql]
+    for comparison in out["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level["sql_condition"].strip().upper() != "ELSE":
+                level["sql_condition"] = _spark_to_duckdb(level["sql_condition"])
+            if "sql_dialect" in level:
+                level["sql_dialect"] = "duckdb"
+    return out
+
+
+def _load_model_and_rules(p: dict[str, Any]) -> tuple[dict[str, Any], list[str], Any]:
+    config = _config(p)
+    model = json.loads(Path(p["model_path"]).read_text(encoding="utf-8"))
+    return model, _prediction_rules_sql(config.linkage), config.linkage
+
+
+# --- (b) Splink on DuckDB ---------------------------------------------------------------------------------------
+
+def step_duckdb(p: dict[str, Any]) -> dict[str, Any]:
+    import duckdb
+    from splink import DuckDBAPI, Linker
+
+    model, rules_sql, linkage = _load_model_and_rules(p)
+    settings = duckdb_model(model, rules_sql)
+    timer = Timer()
+    con = duckdb.connect()  # in memory, DuckDB's defaults (all cores, 80% of RAM)
+    with timer.stage("load"):
+        con.execute(f"create table persons as select * from read_parquet('{p['persons_path']}/*.parquet')").fetchall()
+    db_api = DuckDBAPI(connection=con)
+    with timer.stage("predict"):
+        linker = Linker(db_api.register("persons"), settings, log_level=None)  # the loaded table
+        predictions = linker.inference.predict(threshold_match_probability=linkage.edge_threshold)
+    with timer.stage("cluster"):
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold_match_probability=linkage.cluster_threshold)
+        clusters_n = con.execute(f"select count(distinct cluster_id) from {clusters.physical_name}").fetchall()[0][0]
+    # Untimed: counts, the exact comparison count, and the clusters as a crosswalk for the evaluation.
+    edges = con.execute(f"select count(*) from {predictions.physical_name}").fetchall()[0][0]
+    records = con.execute("select count(*) from persons").fetchall()[0][0]
+    comparisons = _count_comparisons(linker, rules_sql, _spark_to_duckdb)
+    Path(p["crosswalk_path"]).mkdir(parents=True, exist_ok=True)
+    con.execute(f"copy (select source_system, cast(source_record_id as varchar) as source_record_id, "
+                f"cast(cluster_id as varchar) as cluster_id from {clusters.physical_name}) "
+                f"to '{p['crosswalk_path']}/part-0.parquet' (format parquet)").fetchall()
+    return {"stage_seconds": timer.seconds, "wall_seconds": round(sum(timer.seconds.values()), 3),
+            "records": records, "edges": edges, "clusters": clusters_n, "comparisons": comparisons,
+            "duckdb_version": duckdb.__version__}
+
+
+def _count_comparisons(linker, rules_sql: list[str], translate: Callable[[str], str]) -> dict[str, Any]:
+    """Splink's exact blocking count (pairs generated by the prediction rules, no sampling): the one definition
+    of 'comparisons scored' used for every system."""
+    start = time.perf_counter()
+    counted = linker.blocking_analysis.count_comparisons_from_blocking_rules(
+        [translate(r) for r in rules_sql], record_sample_proportion=1.0)
+    return {"total": int(counted[-1]["cumulative_comparison_count"]),
+            "per_rule": [int(c["marginal_comparison_count"]) for c in counted],
+            "count_seconds": round(time.perf_counter() - start, 3)}
+
+
+# --- (c) Splink on Spark with default settings ------------------------------------------------------------------
+
+def step_spark_default(p: dict[str, Any]) -> dict[str, Any]:
+    """What a user without this project writes: a plain session with Splink's jar, SparkAPI's defaults."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+    from splink import Linker, SparkAPI
+    from splink.backends.spark import similarity_jar_location
+
+    model, rules_sql, linkage = _load_model_and_rules(p)
+    settings = {**model, "blocking_rules_to_generate_predictions": [
+        {"blocking_rule": r, "sql_dialect": "spark"} for r in rules_sql]}
+    builder = SparkSession.builder.master(p["master"]).appName("splink-default") \
+        .config("spark.jars", similarity_jar_location()).config("spark.ui.enabled", "false")
+    if p.get("driver_memory"):
+        builder = builder.config("spark.driver.memory", p["driver_memory"])
+    spark = builder.getOrCreate()
+    spark.sparkContext.setCheckpointDir(str(Path(p["work_dir"]) / "default_checkpoints"))  # Splink requires one
+    spark.sparkContext.setLogLevel("ERROR")
+    timer = Timer()
+    with timer.stage("load"):
+        persons = spark.read.parquet(p["persons_path"])
+    with timer.stage("predict"):
+        db_api = SparkAPI(spark_session=spark)
+        linker = Linker(db_api.register(persons), settings, log_level=None)
+        predictions = linker.inference.predict(threshold_match_probability=linkage.edge_threshold)
+    with timer.stage("cluster"):
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold_match_probability=linkage.cluster_threshold)
+        clusters_n = clusters.as_spark_dataframe().agg(F.countDistinct("cluster_id")).first()[0]  # bounded
+    edges = predictions.as_spark_dataframe().count()
+    records = persons.count()
+    clusters.as_spark_dataframe().select(*KEYS, F.col("cluster_id").cast("string")) \
+        .write.mode("overwrite").parquet(p["crosswalk_path"])
+    return {"stage_seconds": timer.seconds, "wall_seconds": round(sum(timer.seconds.values()), 3),
+            "records": records, "edges": edges, "clusters": clusters_n,
+            "spark_conf": {"master": spark.sparkContext.master,
+                           "spark.driver.memory": spark.conf.get("spark.driver.memory", "1g (default)"),
+                           "spark.sql.shuffle.partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+                           "break_lineage_method": db_api.break_lineage_method,
+                           "num_partitions_on_repartition": db_api.num_partitions_on_repartition}}
+
+
+# --- accuracy --------------------------------------------------------------------------------------------------
+
+def step_evaluate(p: dict[str, Any]) -> dict[str, Any]:
+    """Pairwise precision, recall and F1 of each system's clusters against the generator's truth (same records,
+    same thresholds), with the project's own evaluation code."""
+    from bold_spark.quality.evaluate import conform_truth, pairwise_metrics
+    from bold_spark.session import build_session
+
+    config = _config(p)
+    spark = build_session(config.spark)
+    truth = conform_truth(spark.read.format("delta").load(str(Path(p["data_dir"]) / "truth")))
+    out = {}
+    for system, path in p["crosswalks"].items():
+        if Path(path).is_dir():
+            out[system] = pairwise_metrics(spark.read.parquet(path), truth)
+    return out
+
+
+STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "data": step_data, "project_train": step_project_train, "export": step_export,
+    "project_link": step_project_link, "duckdb": step_duckdb, "spark_default": step_spark_default,
+    "evaluate": step_evaluate,
+}
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "splink"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    step, params, result_path = argv[0], json.loads(argv[1]), argv[2]
+    result = STEPS[step](params)
+    Path(result_path).write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,187 @@
+"""Input validation before any work: every check for one source in one aggregate pass, then fail or reject.
+
+A department extract can be broken as a whole (empty, a mapped column entirely null, most dates unparseable) or in
+some records (null or duplicated ids, undecodable or control characters in names, absurd dates of birth). Whole-
+source problems stop the run before anything is written; record-level problems stop it or send the records to
+bold.rejects, as the ``validation:`` policy says (environment default, overridable per source). Messages carry the
+file, source, column, problem and counts; never a value.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, functions as F
+
+from bold_spark.config import SourceConfig, ValidationPolicy
+from bold_spark.errors import DataQualityError
+from bold_spark.standardise.dates import parse_date
+from bold_spark.standardise.person import VALIDATION_REJECT, _as_text  # same "present value" rule as standardising
+from bold_spark.standardise.postcodes import standardise_postcode
+
+log = logging.getLogger(__name__)
+
+EARLIEST_BIRTH = "1900-01-01"
+# U+FFFD is what undecodable (non-UTF-8) bytes read as; \p{Cc} are control characters (tab, NUL, escape...).
+BAD_NAME_CHARACTERS = r"[\x{FFFD}\p{Cc}]"
+
+REASON_BAD_NAME_CHARACTERS = "name contains undecodable (non-UTF-8) or control characters"
+REASON_IMPLAUSIBLE_DOB = "date of birth before 1900 or after the run date"
+
+
+@dataclass(frozen=True)
+class SourceProfile:
+    """The one-row aggregate every check reads (counts only)."""
+
+    source_system: str
+    rows: int
+    null_ids: int
+    duplicate_ids: int  # records beyond the first for each repeated id
+    non_null: dict[str, int]  # per mapped source column: records with a value
+    dob_present: int
+    dob_unparseable: int
+    dob_implausible: int
+    postcode_present: int
+    postcode_unparseable: int
+    bad_name_characters: dict[str, int]  # per name column
+
+
+def _name_columns(source: SourceConfig) -> list[str]:
+    names = [source.columns[k] for k in ("first_name", "middle_names", "surname") if k in source.columns]
+    return names + ([source.full_name.column] if source.full_name else [])
+
+
+def _dob_flags(raw: DataFrame, source: SourceConfig, latest: Column) -> tuple[Column, Column, Column]:
+    """(present, unparseable, implausible) for the date of birth; false when the source maps none."""
+    if not source.date_of_birth:
+        no = F.lit(False)
+        return no, no, no
+    column = source.date_of_birth.column
+    formats = source.date_of_birth.formats
+    if raw.schema[column].dataType.typeName() in ("date", "timestamp"):
+        formats = ("yyyy-MM-dd",)
+    text = _as_text(raw, column)
+    parsed = parse_date(text, formats=formats, earliest="0001-01-01", latest=F.lit("9999-12-31").cast("date"))
+    present = text.isNotNull()
+    unparseable = present & parsed.isNull()
+    implausible = parsed.isNotNull() & ((parsed < F.lit(EARLIEST_BIRTH).cast("date")) | (parsed > latest))
+    return present, F.coalesce(unparseable, F.lit(False)), F.coalesce(implausible, F.lit(False))
+
+
+def _bad_name(raw: DataFrame, column: str) -> Column:
+    return F.coalesce(F.col(f"`{column}`").cast("string").rlike(BAD_NAME_CHARACTERS), F.lit(False))
+
+
+def profile_source(raw: DataFrame, *, source: SourceConfig, latest: Column) -> DataFrame:
+    """One row of counts for every check on one raw source (a single aggregate: one Spark job)."""
+    def count_if(condition: Column) -> Column:
+        return F.sum(condition.cast("long"))
+
+    record_id = _as_text(raw, source.record_id)
+    dob_present, dob_unparseable, dob_implausible = _dob_flags(raw, source, latest)
+    uk_postcode = source.postcode is not None and source.postcode.format == "uk"
+    postcode_text = _as_text(raw, source.postcode.column) if uk_postcode else F.lit(None).cast("string")
+    columns = sorted(set(source.source_columns().values()))
+    return raw.agg(
+        F.count(F.lit(1)).alias("rows"),
+        count_if(record_id.isNull()).alias("null_ids"),
+        (F.count(record_id) - F.count_distinct(record_id)).alias("duplicate_ids"),
+        F.struct(*[F.count(_as_text(raw, c)).alias(c) for c in columns]).alias("non_null"),
+        count_if(dob_present).alias("dob_present"),
+        count_if(dob_unparseable).alias("dob_unparseable"),
+        count_if(dob_implausible).alias("dob_implausible"),
+        F.count(postcode_text).alias("postcode_present"),
+        count_if(postcode_text.isNotNull() & standardise_postcode(postcode_text).isNull()).alias("postcode_unparseable"),
+        F.struct(*[count_if(_bad_name(raw, c)).alias(c) for c in _name_columns(source)]
+                 or [F.lit(0).alias("none")]).alias("bad_name_characters"),
+    )
+
+
+def _as_profile(source: SourceConfig, row: dict[str, Any]) -> SourceProfile:
+    def n(value: Any) -> int:
+        return int(value or 0)
+
+    return SourceProfile(
+        source_system=source.name, rows=n(row["rows"]), null_ids=n(row["null_ids"]),
+        duplicate_ids=n(row["duplicate_ids"]), non_null={k: n(v) for k, v in row["non_null"].asDict().items()},
+        dob_present=n(row["dob_present"]), dob_unparseable=n(row["dob_unparseable"]),
+        dob_implausible=n(row["dob_implausible"]), postcode_present=n(row["postcode_present"]),
+        postcode_unparseable=n(row["postcode_unparseable"]),
+        bad_name_characters={k: n(v) for k, v in row["bad_name_characters"].asDict().items()
+                             if k in _name_columns(source)},
+    )
+
+
+def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: ValidationPolicy) -> None:
+    """Raise one DataQualityError listing every failed check of the source (counts and column names only)."""
+    where = f"{source.file}: source {source.name}"
+    if profile.rows == 0:
+        raise DataQualityError(f"{where}: {source.table.describe()} has no records"
+                               + (" after partition_filter" if source.partition_filter else ""))
+    problems: list[str] = []
+    if profile.null_ids and policy.on_null_id == "fail":
+        problems.append(f"record_id column {source.record_id!r}: {profile.null_ids} of {profile.rows} records have "
+                        "no id (validation.on_null_id: fail)")
+    if profile.duplicate_ids and policy.on_duplicate_id == "fail":
+        problems.append(f"record_id column {source.record_id!r}: {profile.duplicate_ids} records repeat another "
+                        "record's id (validation.on_duplicate_id: fail)")
+    for key, column in source.source_columns().items():
+        if key != "record_id" and profile.non_null.get(column, 0) == 0:
+            message = f"column {column!r} (key {key}) is null in all {profile.rows} records"
+            if policy.on_all_null_column == "fail":
+                problems.append(message + " (validation.on_all_null_column: fail)")
+            else:
+                log.warning("%s: %s", where, message)
+    shares = [("date_of_birth", source.date_of_birth.column if source.date_of_birth else None,
+               profile.dob_unparseable, profile.dob_present, "dates of birth match none of the declared formats"),
+              ("postcode", source.postcode.column if source.postcode else None,
+               profile.postcode_unparseable, profile.postcode_present, "postcodes are not valid UK postcodes")]
+    for key, column, bad, present, what in shares:
+        if present and bad / present > policy.max_unparseable_share:
+            problems.append(f"column {column!r} (key {key}): {bad} of {present} {what} ({bad / present:.1%}; "
+                            f"validation.max_unparseable_share: {policy.max_unparseable_share:.1%})")
+    if profile.dob_implausible and policy.on_implausible_date_of_birth == "fail":
+        problems.append(f"column {source.date_of_birth.column!r} (key date_of_birth): {profile.dob_implausible} "
+                        "dates of birth are before 1900 or after the run date "
+                        "(validation.on_implausible_date_of_birth: fail)")
+    for column, bad in profile.bad_name_characters.items():
+        if bad and policy.on_bad_name_characters == "fail":
+            problems.append(f"column {column!r}: {bad} names contain undecodable (non-UTF-8) or control characters "
+                            "(validation.on_bad_name_characters: fail)")
+    if problems:
+        raise DataQualityError(f"{where}: input validation failed; nothing was written:\n  - "
+                               + "\n  - ".join(problems))
+
+
+def with_validation_rejects(raw: DataFrame, *, source: SourceConfig, policy: ValidationPolicy,
+                            latest: Column) -> DataFrame:
+    """``raw`` plus VALIDATION_REJECT: the reason a record-level check rejects the record, else null.
+
+    standardise_source carries the column into ``reject_reason`` (after the id checks, before the no-name check).
+    """
+    reason = F.lit(None).cast("string")
+    if policy.on_implausible_date_of_birth == "reject":
+        reason = F.when(_dob_flags(raw, source, latest)[2], REASON_IMPLAUSIBLE_DOB).otherwise(reason)
+    names = _name_columns(source)
+    if names and policy.on_bad_name_characters == "reject":
+        any_bad = F.greatest(*[_bad_name(raw, c) for c in names]) if len(names) > 1 else _bad_name(raw, names[0])
+        reason = F.when(any_bad, REASON_BAD_NAME_CHARACTERS).otherwise(reason)
+    return raw.withColumn(VALIDATION_REJECT, reason)
+
+
+def validate_source(raw: DataFrame, *, source: SourceConfig, policy: ValidationPolicy,
+                    latest: Column | None = None) -> tuple[DataFrame, SourceProfile]:
+    """Profile and check one raw source; return it with its record-level reject reasons, and the profile.
+
+    ``latest`` is the latest plausible date of birth (default today). Raises DataQualityError before any write.
+    """
+    latest = latest if latest is not None else F.current_date()
+    row = profile_source(raw, source=source, latest=latest).first()  # bounded: one aggregate row
+    profile = _as_profile(source, row.asDict())
+    check_profile(profile, source=source, policy=policy)
+    log.info("source %s: validated %d records (%d null ids, %d repeated ids, %d unparseable dates of birth, "
+             "%d implausible, %d unparseable postcodes, %d names with bad characters)", source.name, profile.rows,
+             profile.null_ids, profile.duplicate_ids, profile.dob_unparseable, profile.dob_implausible,
+             profile.postcode_unparseable, sum(profile.bad_name_characters.values()))
+    return with_validation_rejects(raw, source=source, policy=policy, latest=latest), profile

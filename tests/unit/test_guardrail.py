@@ -1,0 +1,98 @@
+"""The blocking guardrail: per-rule comparison estimates and largest block sizes, and the stop before scoring."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+from pyspark.sql import functions as F
+
+from bold_spark.config import LinkageSettings, TrainingSettings, load_config
+from bold_spark.errors import ConfigError, DataQualityError
+from bold_spark.linkage import model as splink_model
+
+N = 60  # every record shares one surname and birth year: [surname, birth_year] makes one block of N records
+PAIRS = N * (N - 1) // 2
+
+
+@pytest.fixture(scope="module")
+def linkage(tmp_path_factory) -> LinkageSettings:
+    return LinkageSettings(
+        model_path=tmp_path_factory.mktemp("model") / "unused.json",
+        comparisons=({"kind": "exact", "column": "sex"},),
+        blocking_rules=(["date_of_birth"], ["surname", "birth_year"], "l.first_name = r.surname"),
+        training=TrainingSettings(), cluster_threshold=0.95, edge_threshold=0.5,
+        max_comparisons=1e6)
+
+
+@pytest.fixture(scope="module")
+def workspace(spark, linkage, tmp_path_factory):
+    # Two sources of 30; dates of birth all distinct; nobody's first name is anyone's surname.
+    persons = spark.range(N).select(
+        F.when(F.col("id") % 2 == 0, "a").otherwise("b").alias("source_system"),
+        F.col("id").cast("string").alias("source_record_id"),
+        F.concat(F.lit("first"), F.col("id").cast("string")).alias("first_name"),
+        F.lit("smith").alias("surname"),
+        F.date_add(F.lit("1980-01-01").cast("date"), F.col("id").cast("int")).alias("date_of_birth"),
+        F.lit(1980).alias("birth_year"),
+        F.lit("M").alias("sex"),
+    )
+    settings = splink_model.settings_for_training(linkage, where="test")
+    ws = splink_model.open_workspace(spark, persons, settings=settings, linkage=linkage,
+                                     scratch_dir=str(tmp_path_factory.mktemp("scratch")), run_id="guardrail")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def estimates(workspace, linkage):
+    return splink_model.estimate_blocking(workspace, linkage, records_in=N)
+
+
+def test_estimates_count_each_rule_and_its_largest_blocks(estimates):
+    by_rule = {e["rule"]: e for e in estimates}
+    assert list(by_rule) == ["[date_of_birth]", "[surname, birth_year]", "l.first_name = r.surname"]
+    assert by_rule["[date_of_birth]"]["marginal_comparisons"] == 0
+    assert by_rule["[date_of_birth]"]["largest_blocks"][0] == {"records_l": 1, "records_r": 1, "pairs": 0}
+    exploding = by_rule["[surname, birth_year]"]
+    assert exploding["marginal_comparisons"] == PAIRS and exploding["cumulative_comparisons"] == PAIRS
+    assert exploding["is_estimate"] is False
+    assert exploding["largest_blocks"] == [{"records_l": N, "records_r": N, "pairs": PAIRS}]
+    # An asymmetric rule joins the two sides' key counts: no first name equals a surname, so no block.
+    assert by_rule["l.first_name = r.surname"]["largest_blocks"] == []
+    assert by_rule["l.first_name = r.surname"]["cumulative_comparisons"] == PAIRS
+
+
+def test_under_the_caps_the_total_is_returned(estimates, linkage):
+    assert splink_model.enforce_comparison_budget(estimates, linkage) == PAIRS
+
+
+def test_total_over_the_cap_stops_naming_rule_count_and_block_sizes(estimates, linkage):
+    capped = dataclasses.replace(linkage, max_comparisons=1000)
+    with pytest.raises(DataQualityError) as err:
+        splink_model.enforce_comparison_budget(estimates, capped)
+    message = str(err.value)
+    assert "linkage.blocking_rules[1]: rule [surname, birth_year]" in message
+    assert f"{PAIRS:,} comparisons" in message and "linkage.max_comparisons = 1,000" in message
+    assert f"{N} records ({PAIRS:,} pairs)" in message
+    assert "smith" not in message and "1980" not in message  # sizes, never the block's key values
+
+
+def test_one_exploding_rule_stops_under_the_per_rule_cap(workspace, linkage, estimates):
+    capped = dataclasses.replace(linkage, max_comparisons_per_rule=500)
+    with pytest.raises(DataQualityError, match=r"rule \[surname, birth_year\] .*max_comparisons_per_rule = 500"):
+        splink_model.check_comparison_budget(workspace, capped, records_in=N, estimates=estimates)
+
+
+def test_per_rule_cap_is_optional_and_validated():
+    root = Path(__file__).resolve().parents[2]
+    linkage = yaml.safe_load((root / "conf" / "linkage" / "uk_person.yaml").read_text(encoding="utf-8"))
+    linkage.pop("max_comparisons_per_rule", None)
+    assert load_config(root / "conf" / "local.yaml", overrides={"linkage": linkage}) \
+        .linkage.max_comparisons_per_rule is None
+    config = load_config(root / "conf" / "local.yaml",
+                         overrides={"linkage": {**linkage, "max_comparisons_per_rule": 2.5e7}})
+    assert config.linkage.max_comparisons_per_rule == 2.5e7
+    with pytest.raises(ConfigError, match=r"local\.yaml: linkage\.max_comparisons_per_rule: expected a number"):
+        load_config(root / "conf" / "local.yaml", overrides={"linkage": {**linkage, "max_comparisons_per_rule": "x"}})
