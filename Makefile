@@ -57,8 +57,10 @@ report: setup
 publish: setup
 	$(PY) jobs/publish.py --conf $(CONF) --run-id $(RUN_ID)
 
+# Two worker processes, one test file each at a time: the process-level tests (jobs, kills, the cluster) spend
+# much of their time waiting on JVM start-up and subprocesses, so the suite takes far less wall-clock time.
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # Accuracy of the current crosswalk against the generator's truth (sample data only)
 evaluate: setup

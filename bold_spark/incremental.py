@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 from bold_spark.config import JobConfig
 from bold_spark.crosswalk.build import cluster_records, finish_crosswalk
 from bold_spark.crosswalk.stable_ids import assign_stable_ids
-from bold_spark.errors import DataQualityError
+from bold_spark.errors import ConfigError, DataQualityError
 from bold_spark.io import history
 from bold_spark.io.changes import changed_record_ids
 from bold_spark.io.delta import ensure_database, overwrite_table
@@ -133,6 +133,9 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
     """Link what changed since the last successful link run and MERGE the result into crosswalk and edges."""
     record = RunRecord(run_id or new_run_id(), "link_incremental", config.digest(), spark.sparkContext.master)
     out = config.output
+    if config.privacy.pseudonymise:  # changes are found by the sources' own record ids, which the tables no longer hold
+        raise ConfigError(f"{config.file}: privacy.pseudonymise: incremental runs need the sources' record ids in the "
+                          "crosswalk; run a full link (jobs/link.py without --incremental)")
     threshold = config.linkage.cluster_threshold
     with recorded_run(spark, config, record):
         settings = splink_model.settings_from_model(config.linkage.model_path, config.linkage)

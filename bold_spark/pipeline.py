@@ -33,6 +33,7 @@ from bold_spark.io import history
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
 from bold_spark.validate import SourceProfile, validate_source
 from bold_spark.crosswalk.department_views import create_department_views
+from bold_spark.crosswalk.pseudonymise import hmac_key, pseudonymise_record_ids
 from bold_spark.quality import gate
 from bold_spark.quality.groups import record_groups
 from bold_spark.quality.report import render_report, sample_edges, write_report
@@ -123,7 +124,10 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
     """Read every source at a pinned version, validate it (one aggregate pass each), standardise; count per source.
 
     Every source is validated before any is standardised, so bad input stops the run before anything is written.
+    With ``privacy.pseudonymise`` every record id is replaced by its keyed hash here, before linkage, so no table
+    the run writes holds a department's own record ids.
     """
+    key = hmac_key(config.privacy, config_file=config.file) if config.privacy.pseudonymise else None  # before Spark
     frames, snapshots, profiles = [], [], {}
     latest = F.lit(as_of).cast("date") if as_of else None
     for source in config.sources:
@@ -133,7 +137,10 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
         frames.append((raw, source))
         snapshots.append(snapshot)
     frames = [standardise_source(raw, source=source, as_of=latest) for raw, source in frames]
-    standardised = reduce(DataFrame.unionByName, frames).persist(StorageLevel.MEMORY_AND_DISK)
+    standardised = reduce(DataFrame.unionByName, frames)
+    if key is not None:
+        standardised = pseudonymise_record_ids(standardised, key=key)
+    standardised = standardised.persist(StorageLevel.MEMORY_AND_DISK)
     counts = {row["source_system"]: row.asDict() for row in source_counts(standardised).collect()}  # bounded
     for s in snapshots:
         read = counts.get(s.source_system, {}).get("records_read", 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import traceback
 import logging
 import sys
 from collections.abc import Callable
@@ -34,3 +35,8 @@ def run(main: Callable[[argparse.Namespace, JobConfig], int], args: argparse.Nam
     except BoldSparkError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         return 2
+    except Exception as exc:  # noqa: BLE001 - Spark's messages can quote data values: only the type is shown
+        log.error("%s (details withheld: they can contain personal data; rerun with --log-level DEBUG for the "
+                  "stack frames)", type(exc).__name__)
+        log.debug("stack:\n%s", "".join(traceback.format_tb(exc.__traceback__)))
+        return 1

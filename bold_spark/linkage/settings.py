@@ -61,20 +61,28 @@ def _postcode_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
     )
 
 
+def _exact_name(column: str, spec: Mapping[str, Any]) -> cll.ExactMatchLevel:
+    """Exact agreement, weighted by how common the name is when the comparison asks for term frequencies."""
+    exact = cll.ExactMatchLevel(column)
+    return exact.configure(tf_adjustment_column=column) if spec.get("term_frequency", False) else exact
+
+
+def _swapped_names(first: str, surname: str) -> cll.CustomLevel:
+    """Forename and surname recorded the wrong way round: a level of both name comparisons."""
+    return _spark_level(f"{first}_l = {surname}_r AND {surname}_l = {first}_r", "forename and surname swapped")
+
+
 def _forename_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
     """Forenames as departments record them: nicknames, initials, a middle name used as the forename, swaps."""
     first, surname = spec.get("column", "first_name"), spec.get("surname_column", "surname")
     middle = spec.get("middle_names_column", "middle_names")
-    exact = cll.ExactMatchLevel(first)
-    if spec.get("term_frequency", False):
-        exact = exact.configure(tf_adjustment_column=first)
     return cl.CustomComparison(
         output_column_name=first,
         comparison_description="forename with nickname, initial, middle-name and swap levels",
         comparison_levels=[
             cll.NullLevel(first),
-            exact,
-            _spark_level(f"{first}_l = {surname}_r AND {surname}_l = {first}_r", "swapped with surname"),
+            _exact_name(first, spec),
+            _swapped_names(first, surname),
             cll.ArrayIntersectLevel(FIRST_NAME_GROUPS, 1).configure(label_for_charts="same formal name (nickname)"),
             cll.JaroWinklerLevel(first, 0.92),
             _spark_level(f"(length({first}_l) = 1 OR length({first}_r) = 1) "
@@ -90,16 +98,13 @@ def _forename_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
 def _surname_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
     """Surnames with swaps and double-barrelled names recorded as one part (standardised hyphens are spaces)."""
     surname, first = spec.get("column", "surname"), spec.get("first_name_column", "first_name")
-    exact = cll.ExactMatchLevel(surname)
-    if spec.get("term_frequency", False):
-        exact = exact.configure(tf_adjustment_column=surname)
     return cl.CustomComparison(
         output_column_name=surname,
         comparison_description="surname with swap and double-barrelled levels",
         comparison_levels=[
             cll.NullLevel(surname),
-            exact,
-            _spark_level(f"{first}_l = {surname}_r AND {surname}_l = {first}_r", "swapped with forename"),
+            _exact_name(surname, spec),
+            _swapped_names(first, surname),
             cll.ArrayIntersectLevel(SURNAME_PARTS, 1).configure(label_for_charts="shares a part (double-barrelled)"),
             cll.JaroWinklerLevel(surname, 0.92),
             cll.JaroWinklerLevel(surname, 0.8),

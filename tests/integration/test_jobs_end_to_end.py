@@ -46,6 +46,7 @@ def environment(tmp_path_factory) -> Path:
     conf["spark"]["jars_dir"] = str(PROJECT_ROOT / "var" / "ivy" / "jars")
     conf["spark"]["conf"].update({"spark.driver.memory": "3g", "spark.sql.shuffle.partitions": 4})
     conf["sources"] = [str(PROJECT_ROOT / "conf" / "sources" / "demo" / "*.yaml")]
+    conf["views"] = str(PROJECT_ROOT / "conf" / conf["views"])  # relative names are relative to the env file
     # The committed UK model, with fewer random pairs for u than a real run needs (3,000 records, not millions).
     linkage = yaml.safe_load((PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml").read_text())
     linkage["training"]["u_max_pairs"] = 3e5
