@@ -1,4 +1,4 @@
-"""spark-submit entry point: score all sources with the saved model, cluster, publish the crosswalk."""
+"""spark-submit entry point: score all sources with the saved model, cluster, measure, publish the crosswalk."""
 from __future__ import annotations
 
 import sys
@@ -28,6 +28,10 @@ def main(args, config) -> int:
               f"{source['records_accepted']:>9,}  rejected {source['records_rejected']:>7,}  "
               f"(Delta version {source['delta_version']})")
     print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in record.stage_seconds.items()))
+    if record.message:
+        print(f"  {record.status_on_success}: {record.message}")
+    if record.report_path:
+        print(f"  quality report: {record.report_path}")
     print(f"  query it: make sql Q=\"select * from {out.qualified('crosswalk')} limit 10\"")
     return 0
 

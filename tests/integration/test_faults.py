@@ -30,7 +30,7 @@ AS_OF = "2026-01-01"
 CROSSWALK_KEY = ["source_system", "source_record_id"]
 CROSSWALK_VALUES = ["source_system", "source_record_id", "cluster_id", "cluster_size", "match_probability"]
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes  # make test-processes: jobs as separate processes, killed mid-run
 
 
 class Job:

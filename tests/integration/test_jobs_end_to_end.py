@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-01-01"
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes  # make test-processes: jobs as separate processes, killed mid-run
 
 
 def _free_port() -> int:
