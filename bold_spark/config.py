@@ -35,7 +35,9 @@ SIMPLE_CANONICAL_FIELDS = (
 STRUCTURED_FIELDS = ("full_name", "date_of_birth", "birth_year", "address")
 FULL_NAME_ORDERS = ("forename_first", "surname_first")
 POSTCODE_FORMATS = ("uk", "any")
-COMPARISON_KINDS = ("forename", "surname", "name", "forename_surname", "date_of_birth", "postcode", "exact", "jaro_winkler", "levenshtein")
+COMPARISON_KINDS = ("forename", "surname", "name", "forename_surname", "date_of_birth", "postcode", "exact",
+                    "jaro_winkler", "levenshtein")
+KINDS_WITH_DEFAULT_COLUMNS = ("date_of_birth", "postcode", "forename", "surname")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
@@ -500,7 +502,7 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
         if "error_rate" in comp and not (isinstance(comp["error_rate"], (int, float)) and 0 < comp["error_rate"] < 1):
             c.fail("expected a share between 0 and 1 (the rate at which this value is recorded wrongly)", "error_rate")
         named_columns = comp.get("column", comp.get("columns"))
-        if kind not in ("date_of_birth", "postcode", "forename", "surname") and not isinstance(named_columns, (str, list)):
+        if kind not in KINDS_WITH_DEFAULT_COLUMNS and not isinstance(named_columns, (str, list)):
             c.fail("expected 'column' (or 'columns' for forename_surname)")
     blocking = node.list("blocking_rules", required=True)
     if not blocking:

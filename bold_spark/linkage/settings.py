@@ -20,8 +20,9 @@ from bold_spark.linkage.columns import FIRST_NAME_GROUPS, NAME_CONCAT, SURNAME_P
 
 def _null_unless_either(column: str, fallback: str) -> cll.CustomLevel:
     """Null only when neither the value nor its coarser fallback (year, district) is on both sides."""
-    return _spark_level(f"({column}_l IS NULL OR {column}_r IS NULL) AND ({fallback}_l IS NULL OR {fallback}_r IS NULL)",
-                        "null").configure(is_null_level=True)
+    either_missing = f"({column}_l IS NULL OR {column}_r IS NULL)"
+    fallback_missing = f"({fallback}_l IS NULL OR {fallback}_r IS NULL)"
+    return _spark_level(f"{either_missing} AND {fallback_missing}", "null").configure(is_null_level=True)
 
 
 def _date_of_birth_comparison(spec: Mapping[str, Any]) -> cl.CustomComparison:
