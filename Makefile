@@ -61,8 +61,8 @@ publish: setup
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not processes" $(PYTEST_ARGS)
 
-# The jobs as separate processes: spark-submit entry points, a persistent catalog, SIGKILL during scoring and during
-# the crosswalk write, a standalone cluster with a worker killed mid-run (about 10 minutes on 2 cores; CI runs it).
+# The long end-to-end tests: spark-submit entry points, a persistent catalog, SIGKILL during scoring and during
+# the crosswalk write, the standalone cluster, incremental and repeated runs in a row (CI runs it too).
 test-processes: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile -m processes $(PYTEST_ARGS)
 

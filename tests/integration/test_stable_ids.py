@@ -30,7 +30,7 @@ KEYS = ["source_system", "source_record_id"]
 DELETED_PER_SOURCE = 3
 
 log = logging.getLogger(__name__)
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.processes  # make test-processes: four linked runs in a row (full, incremental, full, full)
 
 
 def _version_rows(spark, name: str, version: int) -> DataFrame:
