@@ -187,6 +187,7 @@ class TrainingSettings:
     em_blocking_rules: tuple[Any, ...] = ()
     deterministic_rules: tuple[Any, ...] = ()
     recall: float = 0.8
+    max_records: int | None = None  # train on a deterministic sample of at most this many records
 
 
 @dataclass(frozen=True)
@@ -520,6 +521,7 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
             em_blocking_rules=tuple(em_rules),
             deterministic_rules=tuple(det_rules),
             recall=training_node.number("recall", default=0.8, low=0.01, high=1.0),
+            max_records=int(training_node.number("max_records", default=0, low=0)) or None,  # 0: all
         )
         training_node.finish()
     else:

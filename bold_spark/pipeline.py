@@ -26,12 +26,13 @@ from bold_spark.io.delta import (
     ensure_database,
     overwrite_table,
     read_source,
+    write_concurrently,
 )
 from bold_spark.linkage import model as splink_model
 from bold_spark.crosswalk.build import build_crosswalk
 from bold_spark.io import history
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
-from bold_spark.validate import SourceProfile, validate_source
+from bold_spark.validate import SourceProfile, validate_sources
 from bold_spark.crosswalk.department_views import create_department_views
 from bold_spark.crosswalk.pseudonymise import hmac_key, pseudonymise_record_ids
 from bold_spark.quality import gate
@@ -78,7 +79,7 @@ class RunRecord:
     status: str = "running"
     model_id: str | None = None
     inputs: list[dict[str, Any]] = field(default_factory=list)
-    comparisons_estimated: int | None = None
+    comparisons_scored: int | None = None  # exact: the distinct pairs the blocking rules generated
     edges_recorded: int | None = None
     crosswalk_rows: int | None = None
     clusters: int | None = None
@@ -102,7 +103,7 @@ class RunRecord:
         return {
             "run_id": self.run_id, "job": self.job, "status": self.status, "started_at": self.started_at,
             "ended_at": datetime.now(timezone.utc), "model_id": self.model_id, "config_digest": self.config_digest,
-            "inputs": self.inputs, "comparisons_scored": self.comparisons_estimated,
+            "inputs": self.inputs, "comparisons_scored": self.comparisons_scored,
             "edges_recorded": self.edges_recorded, "crosswalk_rows": self.crosswalk_rows, "clusters": self.clusters,
             "stage_seconds": self.stage_seconds, "spark_master": self.spark_master, "message": self.message,
             "blocking_estimates": self.blocking_estimates, "report_path": self.report_path,
@@ -121,23 +122,21 @@ class PreparedInput:
 
 
 def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None = None) -> PreparedInput:
-    """Read every source at a pinned version, validate it (one aggregate pass each), standardise; count per source.
+    """Read every source at a pinned version, validate them all (one Spark job), standardise; count per source.
 
     Every source is validated before any is standardised, so bad input stops the run before anything is written.
     With ``privacy.pseudonymise`` every record id is replaced by its keyed hash here, before linkage, so no table
     the run writes holds a department's own record ids.
     """
     key = hmac_key(config.privacy, config_file=config.file) if config.privacy.pseudonymise else None  # before Spark
-    frames, snapshots, profiles = [], [], {}
     latest = F.lit(as_of).cast("date") if as_of else None
-    for source in config.sources:
-        raw, snapshot = read_source(spark, source)
-        raw, profiles[source.name] = validate_source(raw, source=source, policy=config.validation_for(source),
-                                                     latest=latest)
-        frames.append((raw, source))
-        snapshots.append(snapshot)
-    frames = [standardise_source(raw, source=source, as_of=latest) for raw, source in frames]
-    standardised = reduce(DataFrame.unionByName, frames)
+    reads = [read_source(spark, source) for source in config.sources]
+    snapshots = [snapshot for _, snapshot in reads]
+    validated = validate_sources([(raw, source, config.validation_for(source))
+                                  for (raw, _), source in zip(reads, config.sources)], latest=latest)
+    profiles = {source.name: profile for source, (_, profile) in zip(config.sources, validated)}
+    standardised = reduce(DataFrame.unionByName, [standardise_source(raw, source=source, as_of=latest)
+                                                  for source, (raw, _) in zip(config.sources, validated)])
     if key is not None:
         standardised = pseudonymise_record_ids(standardised, key=key)
     standardised = standardised.persist(StorageLevel.MEMORY_AND_DISK)
@@ -194,7 +193,10 @@ def train_model(spark: SparkSession, config: JobConfig, *, run_id: str | None = 
         with record.stage("read_standardise"):
             prepared = prepare_input(spark, config)
             record.inputs = _inputs_for_record(prepared)
-        persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns)
+        persons = splink_model.training_sample(
+            accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns),
+            records=sum(c["records_accepted"] for c in prepared.counts.values()),
+            max_records=config.linkage.training.max_records)
         workspace = splink_model.open_workspace(
             spark, persons, settings=splink_model.settings_for_training(config.linkage, where=str(config.file)),
             linkage=config.linkage, scratch_dir=str(config.scratch_dir), run_id=record.run_id)
@@ -226,11 +228,10 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                                                 scratch_dir=str(config.scratch_dir), run_id=record.run_id)
         try:
             with record.stage("blocking"):
-                records_in = sum(c["records_accepted"] for c in prepared.counts.values())
-                record.blocking_estimates = splink_model.estimate_blocking(workspace, config.linkage,
-                                                                           records_in=records_in)
-                record.comparisons_estimated = splink_model.check_comparison_budget(
-                    workspace, config.linkage, records_in=records_in, estimates=record.blocking_estimates)
+                # Block sizes first (one aggregate, no join), so a rule that would explode stops the run here.
+                record.blocking_estimates = splink_model.estimate_blocking(workspace, config.linkage)
+                splink_model.check_comparison_budget(workspace, config.linkage, estimates=record.blocking_estimates)
+                record.comparisons_scored = splink_model.block_pairs(workspace)
             with record.stage("scoring"):
                 edges = conform(
                     splink_model.predict_edges(workspace, threshold=config.linkage.edge_threshold)
@@ -254,7 +255,7 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
             # Accounting: every record read (counted on the raw tables by validation) is in the crosswalk or rejects.
             accepted = sum(c["records_accepted"] for c in prepared.counts.values())
             read = sum(p.rows for p in prepared.profiles.values())
-            rejected = rejected_records(prepared.standardised, run_id=record.run_id).count()
+            rejected = sum(c["records_rejected"] for c in prepared.counts.values())
             if record.crosswalk_rows != accepted or read != record.crosswalk_rows + rejected:
                 raise DataQualityError(f"accounting: {read} records read, {accepted} accepted, "
                                        f"{record.crosswalk_rows} crosswalk rows and {rejected} rejects; "
@@ -270,11 +271,14 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                 decision = gate.decide(quality, published.quality if published else None, config.publish_gate)
             with record.stage("writing"):
                 ensure_database(spark, out)
-                overwrite_table(edges, out.qualified("match_edges"))
-                overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
-                                out.qualified("rejects"), partition_by=["source_system"])
-                overwrite_table(groups, out.qualified("record_groups"), partition_by=["source_system"])
-                write_run_quality(spark, out, quality)
+                write_concurrently({
+                    "match_edges": lambda: overwrite_table(edges, out.qualified("match_edges")),
+                    "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
+                                                       out.qualified("rejects"), partition_by=["source_system"]),
+                    "record_groups": lambda: overwrite_table(groups, out.qualified("record_groups"),
+                                                             partition_by=["source_system"]),
+                    "run_quality": lambda: write_run_quality(spark, out, quality),
+                })
                 if decision.publish:
                     # Published last, in one transaction: readers see the previous crosswalk or this one; then
                     # its cluster_events (so events never describe a crosswalk that was not published).

@@ -80,12 +80,12 @@ LINK_RUNS = T.StructType([
     # Added later (Delta schema evolution on append; older rows read null): totals over the inputs.
     T.StructField("records_read", T.LongType()),
     T.StructField("records_rejected", T.LongType()),
-    # Per prediction blocking rule: comparisons it adds, the running total, and its largest blocks' sizes.
+    # Per prediction blocking rule, from block sizes before any join: the pairs its keys generate, the running
+    # total (an upper bound of comparisons_scored: a pair two rules find counts twice), its largest blocks' sizes.
     T.StructField("blocking_estimates", T.ArrayType(T.StructType([
         T.StructField("rule", T.StringType()),
-        T.StructField("marginal_comparisons", T.LongType()),
+        T.StructField("rule_comparisons", T.LongType()),
         T.StructField("cumulative_comparisons", T.LongType()),
-        T.StructField("is_estimate", T.BooleanType()),
         T.StructField("largest_blocks", T.ArrayType(T.StructType([
             T.StructField("records_l", T.LongType()),
             T.StructField("records_r", T.LongType()),

@@ -21,8 +21,9 @@ from bold_spark.bench.report import build_report
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("project", "duckdb", "spark_default")
+SYSTEMS = ("project", "incremental", "duckdb", "spark_default")
 NEEDS = {"project_train": ["data"], "export": ["data"], "project_link": ["project_train"],
+         "project_incremental": ["project_train"],
          "duckdb": ["project_train", "export"], "spark_default": ["project_train", "export"], "evaluate": ["data"]}
 
 
@@ -58,8 +59,9 @@ def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, sy
         base["event_log_dir"] = str(run_dir / "eventlog")
     plan = ["data", "project_train"]
     plan += ["export"] if {"duckdb", "spark_default"} & set(systems) else []
-    plan += [s for s in ("project_link", "duckdb", "spark_default") if s in systems or
-             (s == "project_link" and "project" in systems)]
+    plan += ["project_link"] if "project" in systems else []
+    plan += ["project_incremental"] if "incremental" in systems else []
+    plan += [s for s in ("duckdb", "spark_default") if s in systems]
     plan += ["evaluate"]
     extra = {"project_link": {"crosswalk_path": crosswalks.get("project", "")},
              "duckdb": {"crosswalk_path": crosswalks.get("duckdb", "")},

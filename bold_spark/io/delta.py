@@ -6,6 +6,8 @@ incremental run knows where the previous one stopped. Every write is one Delta t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -117,6 +119,23 @@ def overwrite_table(df: DataFrame, name: str, *, partition_by: list[str] | None 
         writer.save(location)
     else:
         writer.saveAsTable(name)
+
+
+def write_concurrently(writes: dict[str, Callable[[], None]]) -> None:
+    """Run independent table writes side by side (one Spark job each, from its own thread): most of a small
+    Delta write is driver-side latency (catalog lookups, log replay, commit), which overlaps. Each write is still
+    its own transaction; the first failure is raised after every write has finished or failed."""
+    if len(writes) <= 1:
+        for write in writes.values():
+            write()
+        return
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="bold-write") as pool:
+        futures = {name: pool.submit(write) for name, write in writes.items()}
+    failed = [(name, f.exception()) for name, f in futures.items() if f.exception() is not None]
+    for name, exc in failed[1:]:
+        log.error("writing %s failed too: %s", name, type(exc).__name__)
+    if failed:
+        raise failed[0][1]
 
 
 def append_table(df: DataFrame, name: str, *, partition_by: list[str] | None = None) -> None:

@@ -96,24 +96,33 @@ def _rule_label(spec: Any) -> str:
     return spec if isinstance(spec, str) else "[" + ", ".join(spec) + "]"
 
 
-def largest_blocks(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLOCKS) -> list[list[dict[str, int]]]:
-    """Per rule, the ``n`` biggest blocks its equality keys make in ``persons``: records on each side and the pairs
-    they generate before any filter condition. Rules whose two sides use the same key expressions (the usual
-    case) share one aggregate; key values never leave the executors, only counts do.
+@dataclass(frozen=True)
+class RuleBlocks:
+    """What one blocking rule's equality keys make: the pairs they generate and the biggest blocks' sizes."""
 
-    A record with a null key is in no block (null never equals null in the join).
+    pairs: int  # before removing pairs an earlier rule generates; an upper bound if the rule has other conditions
+    largest: list[dict[str, int]]  # records on each side and pairs, biggest first
+
+
+def block_statistics(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLOCKS) -> list[RuleBlocks]:
+    """Per rule, from the sizes of the blocks its equality keys make in ``persons``: the pairs they generate and
+    the ``n`` biggest blocks. Rules whose two sides use the same key expressions (the usual case) share one
+    aggregate, so the cost does not grow with the number of rules; key values never leave the executors.
+
+    No join is run, so this is safe to call before a rule that would explode. A record with a null key is in no
+    block (null never equals null in the join).
     """
     from splink.internals.blocking_analysis import _as_blocking_rule
 
     conditions = [_as_blocking_rule(build_blocking_rule(spec), "spark")._equi_join_conditions for spec in specs]
-    out: list[list[dict[str, int]]] = [[] for _ in specs]
-    symmetric, keyed = [], []
+    out: list[RuleBlocks] = [RuleBlocks(0, []) for _ in specs]
+    keyed = []
     for i, conds in enumerate(conditions):
         if not conds:  # no equality: one block of everything
             total = persons.count()
-            out[i] = [{"records_l": total, "records_r": total, "pairs": total * (total - 1) // 2}]
+            pairs = total * (total - 1) // 2
+            out[i] = RuleBlocks(pairs, [{"records_l": total, "records_r": total, "pairs": pairs}])
         elif all(l_expr.strip() == r_expr.strip() for l_expr, r_expr in conds):
-            symmetric.append(i)
             keys = [F.expr(l_expr).cast("string") for l_expr, _ in conds]
             present = F.lit(True)
             for k in keys:
@@ -125,39 +134,44 @@ def largest_blocks(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLO
                 return persons.select(*[F.expr(e).alias(f"key_{j}") for j, e in enumerate(exprs)]).dropna() \
                     .groupBy(*[f"key_{j}" for j in range(len(exprs))]).agg(F.count(F.lit(1)).alias(name))
             blocks = sizes([c[0] for c in conds], "records_l").join(
-                sizes([c[1] for c in conds], "records_r"), on=[f"key_{j}" for j in range(len(conds))], how="inner")
-            top = blocks.select("records_l", "records_r", (F.col("records_l") * F.col("records_r")).alias("pairs")) \
-                .orderBy(F.col("pairs").desc()).limit(n).collect()  # bounded: n rows of counts, no keys
-            out[i] = [{k: int(row[k]) for k in ("records_l", "records_r", "pairs")} for row in top]
+                sizes([c[1] for c in conds], "records_r"), on=[f"key_{j}" for j in range(len(conds))], how="inner") \
+                .select("records_l", "records_r", (F.col("records_l") * F.col("records_r")).alias("pairs"))
+            total_pairs = F.sum("pairs").over(Window.partitionBy())
+            top = blocks.select("*", total_pairs.alias("rule_pairs")).orderBy(F.col("pairs").desc()).limit(n) \
+                .collect()  # bounded: n rows of counts, no keys
+            out[i] = RuleBlocks(int(top[0]["rule_pairs"]) if top else 0,
+                                [{k: int(row[k]) for k in ("records_l", "records_r", "pairs")} for row in top])
     if keyed:
         sizes = persons.select(F.explode(F.array(*keyed)).alias("k")).where(F.col("k").isNotNull()) \
-            .groupBy("k.rule", "k.key").agg(F.count(F.lit(1)).alias("records"))
-        rank = F.row_number().over(Window.partitionBy("rule").orderBy(F.col("records").desc()))
-        top = sizes.select("rule", "records", rank.alias("rank")).where(F.col("rank") <= n) \
-            .orderBy("rule", "rank").collect()  # bounded: n rows per rule, counts only
+            .groupBy("k.rule", "k.key").agg(F.count(F.lit(1)).alias("records")) \
+            .withColumn("pairs", F.expr("records * (records - 1) div 2"))
+        by_rule = Window.partitionBy("rule")
+        top = sizes.select("rule", "records", "pairs", F.sum("pairs").over(by_rule).alias("rule_pairs"),
+                           F.row_number().over(by_rule.orderBy(F.col("records").desc())).alias("rank")) \
+            .where(F.col("rank") <= n).orderBy("rule", "rank").collect()  # bounded: n rows per rule, counts only
         for row in top:
-            records = int(row["records"])
-            out[row["rule"]].append({"records_l": records, "records_r": records, "pairs": records * (records - 1) // 2})
+            records, rule = int(row["records"]), out[row["rule"]]
+            out[row["rule"]] = RuleBlocks(int(row["rule_pairs"]), rule.largest + [
+                {"records_l": records, "records_r": records, "pairs": records * (records - 1) // 2}])
     return out
 
 
-def estimate_blocking(workspace: SplinkWorkspace, linkage: LinkageSettings, *, records_in: int,
+def estimate_blocking(workspace: SplinkWorkspace, linkage: LinkageSettings, *,
                       top_blocks: int = LARGEST_BLOCKS) -> list[dict[str, Any]]:
-    """Per prediction blocking rule, in order: the comparisons it adds and the running total (Splink's blocking
-    analysis, exact up to 200,000 records and estimated from a deterministic sample of that many above) and its
-    largest blocks' sizes. Counts only, so the result can go in the run record.
+    """Per prediction blocking rule, in order: the comparisons its keys generate, the running total (an upper
+    bound of the distinct pairs scored: a pair two rules find is counted by both) and its largest blocks' sizes.
+
+    One aggregate over block sizes, no join: cheap at any scale and safe before a rule that would explode. Counts
+    only, so the result can go in the run record.
     """
-    rules = [build_blocking_rule(r) for r in linkage.blocking_rules]
-    proportion = min(1.0, 200_000 / max(records_in, 1))
-    counted = workspace.linker.blocking_analysis.count_comparisons_from_blocking_rules(
-        rules, record_sample_proportion=proportion)
-    blocks = largest_blocks(workspace.spark.table(workspace.input_view), list(linkage.blocking_rules), n=top_blocks)
-    return [{"rule": _rule_label(spec),
-             "marginal_comparisons": int(c["marginal_comparison_count"]),
-             "cumulative_comparisons": int(c["cumulative_comparison_count"]),
-             "is_estimate": bool(c["is_estimate"]),
-             "largest_blocks": top}
-            for spec, c, top in zip(linkage.blocking_rules, counted, blocks)]
+    stats = block_statistics(workspace.spark.table(workspace.input_view), list(linkage.blocking_rules),
+                             n=top_blocks)
+    out, running = [], 0
+    for spec, rule in zip(linkage.blocking_rules, stats):
+        running += rule.pairs
+        out.append({"rule": _rule_label(spec), "rule_comparisons": rule.pairs, "cumulative_comparisons": running,
+                    "largest_blocks": rule.largest})
+    return out
 
 
 def enforce_comparison_budget(estimates: list[dict[str, Any]], linkage: LinkageSettings) -> int:
@@ -166,7 +180,7 @@ def enforce_comparison_budget(estimates: list[dict[str, Any]], linkage: LinkageS
     for i, e in enumerate(estimates):
         over = []
         per_rule = linkage.max_comparisons_per_rule
-        if per_rule is not None and e["marginal_comparisons"] > per_rule:
+        if per_rule is not None and e["rule_comparisons"] > per_rule:
             over.append(f"over linkage.max_comparisons_per_rule = {per_rule:,.0f}")
         if e["cumulative_comparisons"] > linkage.max_comparisons:
             over.append(f"bringing the total to {e['cumulative_comparisons']:,}, over linkage.max_comparisons = "
@@ -174,24 +188,42 @@ def enforce_comparison_budget(estimates: list[dict[str, Any]], linkage: LinkageS
         if over:
             blocks = ", ".join(f"{b['records_l']:,} records ({b['pairs']:,} pairs)" for b in e["largest_blocks"])
             raise DataQualityError(
-                f"linkage.blocking_rules[{i}]: rule {e['rule']} adds an estimated {e['marginal_comparisons']:,} "
+                f"linkage.blocking_rules[{i}]: rule {e['rule']} generates {e['rule_comparisons']:,} "
                 f"comparisons, {' and '.join(over)}; its largest blocks: {blocks or 'none'}. Tighten the rule "
                 "(add a column to block on) or raise the cap")
     total = estimates[-1]["cumulative_comparisons"] if estimates else 0
-    log.info("blocking: about %s comparisons from %d rules; per rule: %s", f"{total:,}", len(estimates),
-             ", ".join(f"{e['rule']} +{e['marginal_comparisons']:,} (largest block "
+    log.info("blocking: at most %s comparisons from %d rules; per rule: %s", f"{total:,}", len(estimates),
+             ", ".join(f"{e['rule']} {e['rule_comparisons']:,} (largest block "
                        f"{e['largest_blocks'][0]['records_l'] if e['largest_blocks'] else 0:,} records)"
                        for e in estimates))
     return total
 
 
-def check_comparison_budget(workspace: SplinkWorkspace, linkage: LinkageSettings, *, records_in: int,
+def check_comparison_budget(workspace: SplinkWorkspace, linkage: LinkageSettings, *,
                             estimates: list[dict[str, Any]] | None = None) -> int:
     """Estimate (unless ``estimates`` from estimate_blocking are given) and enforce the comparison caps before
     scoring; returns the estimated total. Pass the estimates to keep them for the run record."""
     if estimates is None:
-        estimates = estimate_blocking(workspace, linkage, records_in=records_in)
+        estimates = estimate_blocking(workspace, linkage)
     return enforce_comparison_budget(estimates, linkage)
+
+
+def block_pairs(workspace: SplinkWorkspace) -> int:
+    """Run the prediction blocking (the joins predict would run) and keep the pairs for predict; returns the
+    exact number of distinct pairs that will be scored. Call after the budget check, never before."""
+    blocked = workspace.linker.inference.compute_blocked_pairs_for_predict()
+    return blocked.as_spark_dataframe().count()
+
+
+def training_sample(persons: DataFrame, *, records: int, max_records: int | None) -> DataFrame:
+    """At most about ``max_records`` of ``persons``, chosen by a hash of the record key (the same records every
+    time). Both ends of a pair must be chosen, so matches and non-matches shrink alike and the estimated prior
+    match probability stays that of the whole input."""
+    if max_records is None or records <= max_records:
+        return persons
+    per_million = int(1_000_000 * max_records / records)
+    log.info("training on a sample of about %d of %d records (linkage.training.max_records)", max_records, records)
+    return persons.where(F.abs(F.xxhash64("source_system", "source_record_id")) % 1_000_000 < per_million)
 
 
 def train(workspace: SplinkWorkspace, linkage: LinkageSettings) -> dict[str, Any]:

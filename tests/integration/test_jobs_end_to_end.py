@@ -6,9 +6,11 @@ jobs/link.py submitted to a two-worker standalone cluster on 127.0.0.1 -> both r
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,57 @@ def test_the_standalone_cluster_gives_the_same_clusters_as_local(spark, environm
     runs = spark.read.format("delta").load(f"{warehouse}/bold.db/link_runs").where(F.col("job") == "link")
     masters = {r["spark_master"] for r in runs.collect()}
     assert f"spark://127.0.0.1:{port}" in masters and "local[2]" in masters
+
+
+def test_killing_a_worker_mid_run_does_not_fail_the_job(spark, environment, local_run, tmp_path):
+    """SIGKILL one of two workers (and the executor it launched) once scoring starts: Spark reschedules the lost
+    tasks and recomputes lost shuffle output on the other worker; the run succeeds with the same clusters."""
+    port = _free_port()
+    state = tmp_path / "cluster"
+    cluster = ["jobs/cluster.py", "--conf", str(environment), "--state-dir", str(state), "--port", str(port)]
+    _run(*cluster, "up", "--workers", "2", "--worker-memory", "2g")
+    log_path = tmp_path / "submit.log"
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
+    try:
+        with open(log_path, "w") as log:
+            job = subprocess.Popen([sys.executable, *cluster, "submit", "--executor-memory", "1500m", "--",
+                                    "jobs/link.py", "--conf", str(environment), "--as-of", AS_OF],
+                                   cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 600
+        while "stage scoring: start" not in log_path.read_text() and job.poll() is None:
+            assert time.monotonic() < deadline, "the job never reached scoring"
+            time.sleep(0.5)
+        assert job.poll() is None, f"the job ended before scoring:\n{log_path.read_text()[-3000:]}"
+        worker = int((state / "worker-1.pid").read_text())
+        executors = _children(worker)
+        assert executors, "worker 1 had launched no executor"
+        os.killpg(worker, signal.SIGKILL)  # the worker JVM and the executor JVM it launched (same process group)
+        code = job.wait(timeout=900)
+        output = log_path.read_text()
+        assert code == 0, f"the run failed after a worker was killed ({code}):\n{output[-5000:]}"
+    finally:
+        _run(*cluster, "down")
+    warehouse = yaml.safe_load(environment.read_text())["base_dir"] + "/var/warehouse"
+    runs = spark.read.format("delta").load(f"{warehouse}/bold.db/link_runs").where(F.col("job") == "link") \
+        .orderBy("started_at").collect()
+    assert runs[-1]["status"] == "succeeded" and runs[-1]["spark_master"] == f"spark://127.0.0.1:{port}"
+    crosswalk_path = f"{warehouse}/bold.db/crosswalk"
+    local = spark.read.format("delta").load(crosswalk_path).select("source_system", "source_record_id", "cluster_id")
+    # Every earlier link in this module ran on the same inputs and as-of date: the ids are the same, row for row.
+    first = spark.read.format("delta").option("versionAsOf", 0).load(crosswalk_path) \
+        .select("source_system", "source_record_id", "cluster_id")
+    assert local.count() == first.count() > 2000
+    assert local.exceptAll(first).count() == 0 and first.exceptAll(local).count() == 0
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out

@@ -35,7 +35,7 @@ def _steps(project_s, duck_s, records, f1s=(0.95, 0.951, 0.95)):
         "project_link": _ok({"wall_seconds": project_s, "records": records, "edges": 7, "clusters": 3,
                              "stage_seconds": {"read_standardise": 1.0, "blocking": 1.0, "scoring": project_s - 4,
                                                "clustering": 1.0, "writing": 1.0},
-                             "comparisons_estimated_by_job": 900}),
+                             "comparisons_scored_by_job": 900}),
         "duckdb": _ok({"wall_seconds": duck_s, "records": records, "edges": 7, "clusters": 3,
                        "stage_seconds": {"load": 0.5, "predict": duck_s - 1, "cluster": 0.5},
                        "comparisons": {"total": 1000 * records // 100, "per_rule": [1, 2]}}),

@@ -47,21 +47,45 @@ def workspace(spark, linkage, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def estimates(workspace, linkage):
-    return splink_model.estimate_blocking(workspace, linkage, records_in=N)
+    return splink_model.estimate_blocking(workspace, linkage)
 
 
 def test_estimates_count_each_rule_and_its_largest_blocks(estimates):
     by_rule = {e["rule"]: e for e in estimates}
     assert list(by_rule) == ["[date_of_birth]", "[surname, birth_year]", "l.first_name = r.surname"]
-    assert by_rule["[date_of_birth]"]["marginal_comparisons"] == 0
+    assert by_rule["[date_of_birth]"]["rule_comparisons"] == 0
     assert by_rule["[date_of_birth]"]["largest_blocks"][0] == {"records_l": 1, "records_r": 1, "pairs": 0}
     exploding = by_rule["[surname, birth_year]"]
-    assert exploding["marginal_comparisons"] == PAIRS and exploding["cumulative_comparisons"] == PAIRS
-    assert exploding["is_estimate"] is False
+    assert exploding["rule_comparisons"] == PAIRS and exploding["cumulative_comparisons"] == PAIRS
     assert exploding["largest_blocks"] == [{"records_l": N, "records_r": N, "pairs": PAIRS}]
     # An asymmetric rule joins the two sides' key counts: no first name equals a surname, so no block.
     assert by_rule["l.first_name = r.surname"]["largest_blocks"] == []
+    assert by_rule["l.first_name = r.surname"]["rule_comparisons"] == 0
     assert by_rule["l.first_name = r.surname"]["cumulative_comparisons"] == PAIRS
+
+
+def test_blocking_counts_the_exact_pairs_predict_scores(workspace, estimates):
+    # The estimate is the sum over rules; the blocked pairs are distinct: here the same, as only one rule blocks.
+    assert splink_model.block_pairs(workspace) == PAIRS == estimates[-1]["cumulative_comparisons"]
+
+
+def test_estimate_is_an_upper_bound_when_rules_overlap(spark, linkage, tmp_path_factory):
+    # [surname, birth_year] twice: every pair is found by both rules, counted twice by the estimate, scored once.
+    doubled = dataclasses.replace(linkage, blocking_rules=(["surname", "birth_year"], ["surname", "birth_year"]))
+    persons = spark.range(8).select(F.lit("a").alias("source_system"), F.col("id").cast("string")
+                                    .alias("source_record_id"), F.lit("x").alias("first_name"),
+                                    F.lit("smith").alias("surname"), F.lit(None).cast("date").alias("date_of_birth"),
+                                    F.lit(1980).alias("birth_year"), F.lit("M").alias("sex"))
+    ws = splink_model.open_workspace(spark, persons, settings=splink_model.settings_for_training(doubled, where="t"),
+                                     linkage=doubled, scratch_dir=str(tmp_path_factory.mktemp("scratch2")),
+                                     run_id="overlap")
+    try:
+        estimates = splink_model.estimate_blocking(ws, doubled)
+        assert [e["rule_comparisons"] for e in estimates] == [28, 28]
+        assert estimates[-1]["cumulative_comparisons"] == 56
+        assert splink_model.block_pairs(ws) == 28
+    finally:
+        ws.close()
 
 
 def test_under_the_caps_the_total_is_returned(estimates, linkage):
@@ -74,7 +98,7 @@ def test_total_over_the_cap_stops_naming_rule_count_and_block_sizes(estimates, l
         splink_model.enforce_comparison_budget(estimates, capped)
     message = str(err.value)
     assert "linkage.blocking_rules[1]: rule [surname, birth_year]" in message
-    assert f"{PAIRS:,} comparisons" in message and "linkage.max_comparisons = 1,000" in message
+    assert f"generates {PAIRS:,} comparisons" in message and "linkage.max_comparisons = 1,000" in message
     assert f"{N} records ({PAIRS:,} pairs)" in message
     assert "smith" not in message and "1980" not in message  # sizes, never the block's key values
 
@@ -82,7 +106,7 @@ def test_total_over_the_cap_stops_naming_rule_count_and_block_sizes(estimates, l
 def test_one_exploding_rule_stops_under_the_per_rule_cap(workspace, linkage, estimates):
     capped = dataclasses.replace(linkage, max_comparisons_per_rule=500)
     with pytest.raises(DataQualityError, match=r"rule \[surname, birth_year\] .*max_comparisons_per_rule = 500"):
-        splink_model.check_comparison_budget(workspace, capped, records_in=N, estimates=estimates)
+        splink_model.check_comparison_budget(workspace, capped, estimates=estimates)
 
 
 def test_per_rule_cap_is_optional_and_validated():
