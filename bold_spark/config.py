@@ -66,6 +66,7 @@ class OutputTables:
     run_quality: str = "run_quality"
     crosswalk_candidate: str = "crosswalk_candidate"  # a held run's crosswalk, published by jobs/publish.py
     cluster_events: str = "cluster_events"  # what each run did to person ids (new, split, merged, retired)
+    cluster_events_candidate: str = "cluster_events_candidate"  # a held run's events, published with its crosswalk
     record_groups: str = "record_groups"  # per record: event date, sex, age band, region (no personal values)
 
     def qualified(self, table: str) -> str:
@@ -654,7 +655,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     database = out_node.str("database")
     names = {}
     for key in ("crosswalk", "match_edges", "rejects", "link_runs", "evaluations", "run_quality",
-                "crosswalk_candidate", "cluster_events", "record_groups"):
+                "crosswalk_candidate", "cluster_events", "cluster_events_candidate", "record_groups"):
         value = out_node.str(key, required=False, default=key)
         if not _IDENTIFIER.match(value):
             out_node.fail("expected a table name of letters, digits and underscores", key)

@@ -285,7 +285,7 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                     history.publish_crosswalk(crosswalk, events, out, run_id=record.run_id)
                     publish_views(spark, config)
                 else:
-                    gate.write_crosswalk(crosswalk, out, decision)
+                    gate.write_crosswalk(crosswalk, out, decision, events=events)
                     record.status_on_success = "held"
                 record.message = decision.message()
             with record.stage("report"):

@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 from bold_spark.config import OutputTables, PublishGateSettings
 from bold_spark.errors import DataQualityError
 from bold_spark.io.delta import ensure_database, overwrite_table, read_table_as_of_run
+from bold_spark.io.history import write_events
 from bold_spark.quality.run_quality import RunQuality, distribution, load_run_quality
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,17 @@ def previous_published(spark: SparkSession, output: OutputTables) -> PublishedRu
     return PublishedRun(run_id, crosswalk, version, load_run_quality(spark, output, run_id))
 
 
-def write_crosswalk(crosswalk: DataFrame, output: OutputTables, decision: GateDecision) -> str:
-    """Publish the crosswalk, or write it to the candidate table when held. Returns the table written."""
+def write_crosswalk(crosswalk: DataFrame, output: OutputTables, decision: GateDecision,
+                    events: DataFrame | None = None) -> str:
+    """Publish the crosswalk, or write it to the candidate table when held, with its cluster ``events`` beside it
+    (they reach bold.cluster_events when the run is published after review). Returns the table written."""
     spark = crosswalk.sparkSession
     ensure_database(spark, output)
     name = output.qualified("crosswalk" if decision.publish else "crosswalk_candidate")
     overwrite_table(crosswalk, name, partition_by=["source_system"])
     if not decision.publish:
+        if events is not None:
+            overwrite_table(events, output.qualified("cluster_events_candidate"))
         log.warning("run held, crosswalk written to %s: %s", name, "; ".join(decision.reasons))
     return name
 
@@ -147,6 +152,12 @@ def publish_candidate(spark: SparkSession, output: OutputTables, run_id: str) ->
         published = spark.table(current).agg(F.max("run_id")).first()[0]  # bounded: one row
         if published == run_id:
             raise DataQualityError(f"run {run_id} is already the published crosswalk in {current}")
+        if published is not None and published > run_id:  # run ids begin with their UTC start time
+            raise DataQualityError(f"run {published}, newer than held run {run_id}, is already published in "
+                                   f"{current}; publishing the older run would go back in time. Nothing was published")
     overwrite_table(df, current, partition_by=["source_system"])
+    events = output.qualified("cluster_events_candidate")
+    if spark.catalog.tableExists(events):  # the held run's merges, splits, new and retired ids, now true
+        write_events(spark.table(events).where(F.col("run_id") == run_id), output, run_id=run_id)
     log.info("run %s published from %s to %s (%d rows)", run_id, candidate, current, row["rows"])
     return {"run_id": run_id, "rows": int(row["rows"]), "table": current}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from bold_spark.quality.run_quality import (
     run_quality,
     write_run_quality,
 )
-from bold_spark.schemas import CROSSWALK, MATCH_EDGES
+from bold_spark.schemas import CLUSTER_EVENTS, CROSSWALK, MATCH_EDGES
 
 SETTINGS = QualitySettings(implausible_cluster_size=2, largest_clusters=3, weight_min=-10, weight_max=40,
                            weight_bin_width=1)
@@ -259,7 +259,11 @@ def test_a_held_run_goes_to_the_candidate_and_is_published_after_review(spark, f
     assert previous_published(spark, out) is None
     assert write_crosswalk(frames["previous"], out, GateDecision(True)) == "rq_unit.crosswalk"
     held = GateDecision(False, ["some reason"], {}, "run1")
-    assert write_crosswalk(frames["crosswalk"], out, held) == "rq_unit.crosswalk_candidate"
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    events = spark.createDataFrame([("run2", "merged", "K1", "K2", 3, at), ("run2", "new", "K9", None, 1, at)],
+                                   CLUSTER_EVENTS)
+    assert write_crosswalk(frames["crosswalk"], out, held, events=events) == "rq_unit.crosswalk_candidate"
+    assert not spark.catalog.tableExists("rq_unit.cluster_events")  # a held run's events are not history yet
     published = previous_published(spark, out)
     assert published.run_id == "run1" and published.quality is None  # run1's quality was never recorded
     with pytest.raises(DataQualityError, match="holds run run2, not run run1"):
@@ -268,6 +272,8 @@ def test_a_held_run_goes_to_the_candidate_and_is_published_after_review(spark, f
     published = previous_published(spark, out)
     assert published.run_id == "run2" and published.quality.link_rates() == quality.link_rates()
     assert published.crosswalk.count() == 10
+    assert {(r["event"], r["cluster_id"]) for r in spark.table("rq_unit.cluster_events").collect()} == \
+        {("merged", "K1"), ("new", "K9")}  # tiny table: the held run's events arrive with its crosswalk
     with pytest.raises(DataQualityError, match="already the published crosswalk"):
         publish_candidate(spark, out, "run2")
 

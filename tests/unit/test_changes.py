@@ -1,0 +1,79 @@
+"""Which records changed in a department table between two Delta versions: change data feed or version diff."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from delta.tables import DeltaTable
+
+from bold_spark.config import SourceConfig, TableRef
+from bold_spark.io.changes import changed_record_ids
+
+SCHEMA = "rid string, surname string, extract_month string"
+
+
+def _source(path: Path, partition_filter: str | None = None) -> SourceConfig:
+    return SourceConfig(name="dept", file=Path("dept.yaml"), table=TableRef(path=str(path)), record_id="rid",
+                        partition_filter=partition_filter, columns={"surname": "surname"})
+
+
+def _ids(df) -> set[str]:
+    return {r["source_record_id"] for r in df.collect()}  # a handful of test rows
+
+
+def _history(spark, path: Path, *, feed: bool) -> None:
+    """v0: r1..r4; v1: r5 inserted; v2: r2's surname corrected; v3: r3 deleted."""
+    writer = spark.createDataFrame([(f"r{i}", "smith", "2026-01") for i in range(1, 5)], SCHEMA) \
+        .write.format("delta").partitionBy("extract_month")
+    if feed:
+        writer = writer.option("delta.enableChangeDataFeed", "true")
+    writer.save(str(path))
+    spark.createDataFrame([("r5", "jones", "2026-02")], SCHEMA).write.format("delta").mode("append").save(str(path))
+    table = DeltaTable.forPath(spark, str(path))
+    table.update("rid = 'r2'", {"surname": "'smyth'"})
+    table.delete("rid = 'r3'")
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["change data feed", "version diff"])
+def table(request, spark, tmp_path_factory):
+    path = tmp_path_factory.mktemp("changes") / "dept"
+    _history(spark, path, feed=request.param)
+    return path, "change data feed" if request.param else "version diff"
+
+
+def test_inserts_updates_and_deletes_are_found_by_record_id(spark, table):
+    path, how = table
+    ids, found_by = changed_record_ids(spark, _source(path), from_version=0, to_version=3)
+    assert found_by == how
+    assert _ids(ids) == {"r5", "r2", "r3"}  # inserted, updated, deleted; r1 and r4 untouched
+
+
+def test_a_range_covers_only_its_own_versions(spark, table):
+    path, how = table
+    ids, found_by = changed_record_ids(spark, _source(path), from_version=1, to_version=2)
+    assert (found_by, _ids(ids)) == (how, {"r2"})
+
+
+def test_the_partition_filter_applies_to_changes(spark, table):
+    path, _ = table
+    ids, _ = changed_record_ids(spark, _source(path, "extract_month = '2026-01'"), from_version=0, to_version=3)
+    assert _ids(ids) == {"r2", "r3"}  # r5 arrived in a month the source does not read
+
+
+def test_same_version_is_unchanged_and_an_unknown_start_is_everything(spark, table):
+    path, _ = table
+    ids, found_by = changed_record_ids(spark, _source(path), from_version=3, to_version=3)
+    assert (found_by, _ids(ids)) == ("unchanged", set())
+    ids, found_by = changed_record_ids(spark, _source(path), from_version=None, to_version=3)
+    assert (found_by, _ids(ids)) == ("all", {"r1", "r2", "r4", "r5"})
+
+
+def test_a_feed_switched_on_after_the_start_falls_back_to_the_diff(spark, tmp_path):
+    path = tmp_path / "late"
+    _history(spark, path, feed=False)  # versions 0-3 without a feed
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")  # version 4
+    DeltaTable.forPath(spark, str(path)).delete("rid = 'r4'")  # version 5, in the feed
+    ids, found_by = changed_record_ids(spark, _source(path), from_version=0, to_version=5)
+    assert (found_by, _ids(ids)) == ("version diff", {"r2", "r3", "r4", "r5"})
+    ids, found_by = changed_record_ids(spark, _source(path), from_version=4, to_version=5)
+    assert (found_by, _ids(ids)) == ("change data feed", {"r4"})
