@@ -53,7 +53,9 @@ def summarise_scale(steps: dict[str, Any]) -> dict[str, Any]:
             total = result["wall_seconds"]
             records = result.get("records")
             row.update({"stage_seconds": result["stage_seconds"], "total_seconds": total, "records": records,
-                        "records_per_second": records / total if records and total else None,
+                        # the incremental run's records are the whole crosswalk; its work is the 1% appended
+                        "records_per_second": records / total if records and total and system != "incremental"
+                        else None,
                         "memory": outcome["memory"]})
             if system not in ("project_train", "incremental"):
                 row["comparisons_per_second"] = comparisons / total if comparisons is not None and total else None
