@@ -117,10 +117,11 @@ def _as_profile(source: SourceConfig, row: dict[str, Any]) -> SourceProfile:
 
 def profile_sources(raws: list[tuple[DataFrame, SourceConfig]], *, latest: Column) -> list[SourceProfile]:
     """Every source's profile from one Spark job: the per-source aggregates (whose columns differ) travel as JSON
-    in one union, so their stages run side by side and the planning and scheduling cost is paid once, not per
-    source. Counts only leave the executors."""
+    in one union, so their stages run side by side and all failing sources are known at once. Counts only leave
+    the executors."""
     profiles = [profile_source(raw, source=source, latest=latest)
-                .select(F.lit(i).alias("source_index"), F.to_json(F.struct("*"), {"ignoreNullFields": "false"}).alias("profile"))
+                .select(F.lit(i).alias("source_index"),
+                        F.to_json(F.struct("*"), {"ignoreNullFields": "false"}).alias("profile"))
                 for i, (raw, source) in enumerate(raws)]
     rows = reduce(DataFrame.unionByName, profiles).collect()  # bounded: one row per source
     by_index = {row["source_index"]: json.loads(row["profile"]) for row in rows}

@@ -352,7 +352,8 @@ def step_evaluate(p: dict[str, Any]) -> dict[str, Any]:
 
 STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "data": step_data, "project_train": step_project_train, "export": step_export,
-    "project_link": step_project_link, "project_incremental": step_project_incremental, "duckdb": step_duckdb, "spark_default": step_spark_default,
+    "project_link": step_project_link, "project_incremental": step_project_incremental, "duckdb": step_duckdb,
+    "spark_default": step_spark_default,
     "evaluate": step_evaluate,
 }
 
