@@ -45,8 +45,8 @@ def add_linkage_columns(persons: DataFrame) -> DataFrame:
                F.concat_ws(" ", "first_name", "surname")).alias(NAME_CONCAT),
         F.soundex("first_name").alias("first_name_soundex"),
         F.soundex("surname").alias("surname_soundex"),
-        # Initials split the date-of-birth block (hundreds of records per date nationally) into blocks that stay
-        # small as the population grows, while still pairing a nickname or a changed surname with its record.
+        # Initials split the date-of-birth block (hundreds of records per date nationally) by a name's first
+        # letter, while still pairing a nickname or a changed surname with its record.
         F.substring("first_name", 1, 1).alias("first_name_initial"),
         F.substring("surname", 1, 1).alias("surname_initial"),
         F.split("surname", " ").alias(SURNAME_PARTS),  # standardised double-barrelled names have a space

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from bold_spark.config import ValidationPolicy, load_config, parse_source
 from bold_spark.errors import ConfigError, DataQualityError
 from bold_spark.standardise.person import standardise_source
-from bold_spark.validate import REASON_BAD_NAME_CHARACTERS, REASON_IMPLAUSIBLE_DOB, validate_source
+from bold_spark.validate import REASON_BAD_NAME_CHARACTERS, REASON_IMPLAUSIBLE_DOB, validate_source, validate_sources
 
 def latest():
     return F.lit("2026-01-01").cast("date")
@@ -152,3 +152,19 @@ def test_bad_validation_keys_name_file_and_key(tmp_path):
         source(tmp_path, validation={"max_bad": 1})
     with pytest.raises(ConfigError, match=r"housing.yaml: validation.max_unparseable_share: expected a number between"):
         source(tmp_path, validation={"max_unparseable_share": 5})
+
+
+def test_all_sources_are_validated_together_and_every_failing_one_is_named(spark_clean, tmp_path):
+    good, empty, no_ids = (source(tmp_path, name=n) for n in ("housing", "probation", "police"))
+    frame = spark_clean.createDataFrame(GOOD, SCHEMA)
+    checked = validate_sources([(frame, good, ValidationPolicy())], latest=latest())
+    assert [p.rows for _, p in checked] == [4]
+    with pytest.raises(DataQualityError) as err:
+        validate_sources([(frame, good, ValidationPolicy()),
+                          (frame.limit(0), empty, ValidationPolicy()),
+                          (frame.withColumn("case_id", F.lit(None).cast("string")), no_ids,
+                           ValidationPolicy(on_null_id="fail"))], latest=latest())
+    message = str(err.value)
+    assert "source probation" in message and "has no records" in message
+    assert "source police" in message and "4 of 4 records have no id" in message
+    assert "source housing" not in message
