@@ -29,7 +29,6 @@ def spark(tmp_path_factory):
             "spark.sql.adaptive.enabled": "false",
             "spark.driver.memory": "4g",
             "spark.sql.autoBroadcastJoinThreshold": str(32 * 1024 * 1024),
-            "spark.databricks.delta.snapshotPartitions": "2",  # as conf/local.yaml: small logs, few tasks
         },
     )
     session = build_session(settings)
