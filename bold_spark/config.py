@@ -247,6 +247,9 @@ class JobConfig:
     sources: tuple[SourceConfig, ...]
     linkage: LinkageSettings
     scratch_dir: Path
+    # The standardised records of the last runs (personal data: names, dates of birth), what an incremental run
+    # links new records against instead of standardising every source again. Access as to the sources.
+    state_dir: Path = Path("var/state")
     quality: QualitySettings = field(default_factory=QualitySettings)
     publish_gate: PublishGateSettings = field(default_factory=PublishGateSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
@@ -690,6 +693,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     else:
         linkage = _parse_linkage(top.node("linkage"), base_dir)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
+    state_dir = _resolve(base_dir, top.str("state_dir", required=False, default="var/state"))
     validation_node = top.node("validation", required=False)
     validation = ValidationPolicy(**_parse_validation(validation_node)) if validation_node else ValidationPolicy()
     privacy_node = top.node("privacy", required=False)
@@ -704,5 +708,5 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
         views = parse_views((file.parent / views_file).resolve(), sources=[s.name for s in sources])
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
-                     scratch_dir=scratch_dir, quality=quality, publish_gate=publish_gate, report=report,
+                     scratch_dir=scratch_dir, state_dir=state_dir, quality=quality, publish_gate=publish_gate, report=report,
                      validation=validation, privacy=privacy, views=views)

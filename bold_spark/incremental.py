@@ -1,27 +1,31 @@
 """Incremental link: score only what changed since the last successful run and update the clusters it touches.
 
-1. Every source is read and standardised at its current version (cheap next to scoring; term frequencies and the
-   "existing population" need all of it). Record ids that changed since the Delta versions the last successful
-   run recorded come from the change data feed or a version diff (bold_spark/io/changes.py).
-2. Dirty records: changed ids, plus records that entered or left the accepted set (new, deleted, now rejected).
-3. Pairs with a dirty side are scored with the saved model (predict_between dirty x rest, predict_within dirty).
-4. Affected clusters: previous clusters holding a dirty record or an end of a new edge at cluster_threshold.
+1. Record ids that changed in each source since the Delta versions the last successful run recorded come from the
+   change data feed or a diff of the changed data files (bold_spark/io/changes.py).
+2. The input is the last run's stored standardised records (bold_spark/io/state.py) with only the changed ids'
+   rows read and standardised again (pipeline.prepare_changed_input); without stored records every source is
+   standardised. Term frequencies and the "existing population" need all of it.
+3. Dirty records: changed ids, plus records that entered or left the accepted set (new, deleted, now rejected).
+4. Pairs with a dirty side are scored with the saved model (predict_between dirty x rest, predict_within dirty).
+5. Affected clusters: previous clusters holding a dirty record or an end of a new edge at cluster_threshold.
    Their components are recomputed from the edge store (old edges without a dirty side + the new edges), and ids
    are carried forward within them by ``assign_stable_ids``. Other clusters cannot change: no edge at the
    threshold joins them to anything that changed.
-5. bold.match_edges and bold.crosswalk are updated with one Delta MERGE each (edges of dirty records removed, new
-   ones added; affected records upserted, records gone from the input deleted); rejects are replaced; events
-   appended. Crosswalk rows of untouched clusters keep the run_id of the run that last assigned them.
+6. bold.match_edges and bold.crosswalk are updated with one Delta MERGE each (edges of dirty records removed, new
+   ones added; affected records upserted, records gone from the input deleted); rejects and the stored records
+   are replaced; events appended. Crosswalk rows of untouched clusters keep the run_id of the run that last
+   assigned them.
 
 Differences from a full run on the same data: pairs between two unchanged records keep the scores they got when
 they were scored, while a full run rescores them with term frequencies of the current population; a pair whose
-probability crosses cluster_threshold only through that shift clusters differently. Both runs carry ids forward,
+probability crosses cluster_threshold only through that shift clusters differently. An unchanged record keeps the
+validation verdict it was stored with (a date of birth after the run date is not judged again as days pass). Both runs carry ids forward,
 but over different histories, so compare partitions of records, not ids.
 """
 from __future__ import annotations
 
 import logging
-from functools import reduce
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
@@ -31,11 +35,21 @@ from bold_spark.crosswalk.build import cluster_records, finish_crosswalk
 from bold_spark.crosswalk.stable_ids import assign_stable_ids
 from bold_spark.errors import ConfigError, DataQualityError
 from bold_spark.io import history
-from bold_spark.io.changes import changed_record_ids
-from bold_spark.io.delta import ensure_database, overwrite_table
+from bold_spark.io.changes import Changes, changed_record_ids
+from bold_spark.io.delta import ensure_database, overwrite_table, write_concurrently
 from bold_spark.linkage import model as splink_model
 from bold_spark.linkage.incremental_scoring import predict_edges_touching
-from bold_spark.pipeline import RunRecord, _inputs_for_record, new_run_id, prepare_input, recorded_run
+from bold_spark.io.state import read_state, state_path, write_state
+from bold_spark.pipeline import (
+    RunRecord,
+    _inputs_for_record,
+    changed_ids,
+    new_run_id,
+    prepare_changed_input,
+    prepare_input,
+    read_sources,
+    recorded_run,
+)
 from bold_spark.schemas import CROSSWALK, MATCH_EDGES, conform
 from bold_spark.standardise.person import accepted_records, rejected_records
 
@@ -144,35 +158,63 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
         old_edges = history.pinned_table(spark, out.qualified("match_edges"))
         last = _check_resumable(config, history.last_successful_link(spark, out), record.model_id, previous,
                                 old_edges)
-        with record.stage("read_standardise"):
-            prepared = prepare_input(spark, config, as_of=as_of)
-            record.inputs = _inputs_for_record(prepared)
-        persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns)
-        accepted_keys = persons.select(*KEYS)
-        try:
+        # Checkpoints of this run's input and dirty set: deleted when the run ends.
+        with splink_model.checkpoints_under(spark, f"{str(config.scratch_dir).rstrip('/')}/{record.run_id}-input"):
             with record.stage("changes"):
-                found = []
-                for source, snapshot in zip(config.sources, prepared.snapshots):
-                    same_filter = last["filters"].get(source.name) == source.partition_filter
-                    ids, how = changed_record_ids(
-                        spark, source, to_version=snapshot.delta_version,
-                        from_version=last["versions"].get(source.name) if same_filter else None)
-                    log.info("source %s: changes since run %s by %s", source.name, last["run_id"], how)
-                    found.append(ids)
-                changed = reduce(DataFrame.unionByName, found)
-                dirty = dirty_records(changed, previous.select(*KEYS), accepted_keys).persist(
-                    StorageLevel.MEMORY_AND_DISK)
+                reads = read_sources(spark, config)
+                changes = _find_changes(spark, config, reads, last)
+                changed = changed_ids(changes).persist(StorageLevel.MEMORY_AND_DISK)
+                log.info("incremental link: %d changed record ids since run %s (%s)", changed.count(),
+                         last["run_id"], ", ".join(f"{k}: {v.how}" for k, v in changes.items()))
+            with record.stage("read_standardise"):
+                stored = read_state(spark, config, run_id=last["run_id"])
+                if stored is None:
+                    log.warning("incremental link: run %s's standardised records are not in %s; standardising "
+                                "every source", last["run_id"], state_path(config))
+                    prepared = prepare_input(spark, config, as_of=as_of, reads=reads)
+                else:
+                    prepared = prepare_changed_input(spark, config, reads, stored=stored, changes=changes,
+                                                     as_of=as_of)
+                record.inputs = _inputs_for_record(prepared)
+                restandardised = sum(p.rows for p in prepared.profiles.values())
+                record.message = (f"changes by source: {', '.join(f'{k}: {v.how}' for k, v in changes.items())}; "
+                                  f"{restandardised} records read and standardised"
+                                  + ("" if stored is not None else " (no stored records of the last run)"))
+                persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns)
+                accepted_keys = persons.select(*KEYS)
+                if stored is not None and not any(c.how == "all" for c in changes.values()):
+                    # Outside the changes every record keeps the last run's standardised row, so its acceptance too.
+                    configured = [s.name for s in config.sources]
+                    dirty = changed.unionByName(previous.where(~F.col("source_system").isin(configured))
+                                                .select(*KEYS)).distinct().checkpoint()
+                else:
+                    dirty = dirty_records(changed, previous.select(*KEYS), accepted_keys).checkpoint()
                 dirty_count = dirty.count()
+                changed.unpersist()
                 log.info("incremental link: %d records to relink", dirty_count)
-            if dirty_count == 0:
-                _publish_nothing(record, previous)
-                return record
-            _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_edges, prepared,
-                    settings, threshold)
-            dirty.unpersist()
-        finally:
-            prepared.release()
+            try:
+                if dirty_count == 0:
+                    _publish_nothing(record, previous)
+                    write_state(prepared.standardised, config, run_id=record.run_id)  # the next run starts here
+                    return record
+                _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_edges, prepared,
+                        settings, threshold)
+            finally:
+                prepared.release()
     return record
+
+
+def _find_changes(spark: SparkSession, config: JobConfig, reads: list, last: dict) -> dict[str, Changes]:
+    """Each source's changes since the last run, found side by side (mostly Delta log reads: driver latency)."""
+    def find(source, snapshot) -> Changes:
+        same_filter = last["filters"].get(source.name) == source.partition_filter
+        return changed_record_ids(spark, source, to_version=snapshot.delta_version,
+                                  from_version=last["versions"].get(source.name) if same_filter else None)
+
+    with ThreadPoolExecutor(max_workers=len(config.sources), thread_name_prefix="bold-changes") as pool:
+        futures = {source.name: pool.submit(find, source, snapshot)
+                   for source, (_, snapshot) in zip(config.sources, reads)}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
@@ -183,8 +225,11 @@ def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
 def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_edges, prepared, settings,
             threshold) -> None:
     out = config.output
-    changed_persons = persons.join(dirty, KEYS, how="left_semi")
-    unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
+    # Materialised once: every blocking rule joins both sides, and TF tables read the whole population.
+    persons = persons.checkpoint()
+    changed_persons = persons.join(F.broadcast(dirty), KEYS, how="left_semi").checkpoint()
+    unchanged_persons = persons.join(F.broadcast(dirty), KEYS, how="left_anti")
+    log.info("incremental link: %d accepted records to score against the rest", changed_persons.count())
     workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
                                             scratch_dir=str(config.scratch_dir), run_id=record.run_id)
     try:
@@ -226,11 +271,14 @@ def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_
                                    f"{record.crosswalk_rows} rows after this run; nothing was published")
         with record.stage("writing"):
             ensure_database(spark, out)
-            history.merge_changes(edge_changes(old_edges, new_edges, dirty), out.qualified("match_edges"),
-                                  keys=EDGE_KEYS)
-            overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id), out.qualified("rejects"),
-                            partition_by=["source_system"])
-            # Crosswalk in one MERGE transaction, then the events that describe it.
+            write_concurrently({
+                "match_edges": lambda: history.merge_changes(edge_changes(old_edges, new_edges, dirty),
+                                                             out.qualified("match_edges"), keys=EDGE_KEYS),
+                "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
+                                                   out.qualified("rejects"), partition_by=["source_system"]),
+                "state": lambda: write_state(prepared.standardised, config, run_id=record.run_id),
+            })
+            # Then the crosswalk in one MERGE transaction, then the events that describe it.
             history.merge_changes(xw_changes, out.qualified("crosswalk"), keys=KEYS)
             history.write_events(events, out, run_id=record.run_id)
         published = spark.table(out.qualified("crosswalk")).agg(

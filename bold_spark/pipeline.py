@@ -18,7 +18,7 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
-from bold_spark.config import JobConfig
+from bold_spark.config import JobConfig, SourceConfig
 from bold_spark.errors import BoldSparkError, DataQualityError
 from bold_spark.io.delta import (
     SourceSnapshot,
@@ -31,6 +31,8 @@ from bold_spark.io.delta import (
 from bold_spark.linkage import model as splink_model
 from bold_spark.crosswalk.build import build_crosswalk
 from bold_spark.io import history
+from bold_spark.io.changes import Changes, rows_in_files
+from bold_spark.io.state import write_state
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
 from bold_spark.validate import SourceProfile, validate_sources
 from bold_spark.crosswalk.department_views import create_department_views
@@ -41,6 +43,7 @@ from bold_spark.quality.report import render_report, sample_edges, write_report
 from bold_spark.quality.run_quality import load_model, run_quality, write_run_quality
 from bold_spark.views.catalog import create_views
 from bold_spark.standardise.person import (
+    _as_text,
     accepted_records,
     rejected_records,
     source_counts,
@@ -48,6 +51,8 @@ from bold_spark.standardise.person import (
 )
 
 log = logging.getLogger(__name__)
+
+KEYS = ["source_system", "source_record_id"]
 
 
 def as_of_date(as_of: str | None):
@@ -121,8 +126,32 @@ class PreparedInput:
         self.standardised.unpersist()
 
 
-def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None = None) -> PreparedInput:
-    """Read every source at a pinned version, validate them all (one Spark job), standardise; count per source.
+def read_sources(spark: SparkSession, config: JobConfig) -> list[tuple[DataFrame, SourceSnapshot]]:
+    """Every configured source at its current version, pinned (later commits to a source do not change the read)."""
+    return [read_source(spark, source) for source in config.sources]
+
+
+def _validate_and_standardise(config: JobConfig, raws: list[DataFrame], *, latest, whole_sources: bool
+                              ) -> tuple[DataFrame, dict[str, SourceProfile]]:
+    validated = validate_sources([(raw, source, config.validation_for(source))
+                                  for raw, source in zip(raws, config.sources)], latest=latest,
+                                 whole_sources=whole_sources)
+    profiles = {source.name: profile for source, (_, profile) in zip(config.sources, validated)}
+    standardised = reduce(DataFrame.unionByName, [standardise_source(raw, source=source, as_of=latest)
+                                                  for source, (raw, _) in zip(config.sources, validated)])
+    return standardised, profiles
+
+
+def _counted(standardised: DataFrame, *, checkpoint: bool = False) -> tuple[DataFrame, dict[str, dict[str, Any]]]:
+    standardised = standardised.checkpoint() if checkpoint else standardised.persist(StorageLevel.MEMORY_AND_DISK)
+    return standardised, {row["source_system"]: row.asDict()
+                          for row in source_counts(standardised).collect()}  # bounded: one row per source
+
+
+def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None = None,
+                  reads: list[tuple[DataFrame, SourceSnapshot]] | None = None) -> PreparedInput:
+    """Read every source at a pinned version (or take ``reads``), validate them all (one Spark job), standardise;
+    count per source.
 
     Every source is validated before any is standardised, so bad input stops the run before anything is written.
     With ``privacy.pseudonymise`` every record id is replaced by its keyed hash here, before linkage, so no table
@@ -130,23 +159,92 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
     """
     key = hmac_key(config.privacy, config_file=config.file) if config.privacy.pseudonymise else None  # before Spark
     latest = F.lit(as_of).cast("date") if as_of else None
-    reads = [read_source(spark, source) for source in config.sources]
+    reads = reads if reads is not None else read_sources(spark, config)
     snapshots = [snapshot for _, snapshot in reads]
-    validated = validate_sources([(raw, source, config.validation_for(source))
-                                  for (raw, _), source in zip(reads, config.sources)], latest=latest)
-    profiles = {source.name: profile for source, (_, profile) in zip(config.sources, validated)}
-    standardised = reduce(DataFrame.unionByName, [standardise_source(raw, source=source, as_of=latest)
-                                                  for source, (raw, _) in zip(config.sources, validated)])
+    standardised, profiles = _validate_and_standardise(config, [raw for raw, _ in reads], latest=latest,
+                                                       whole_sources=True)
     if key is not None:
         standardised = pseudonymise_record_ids(standardised, key=key)
-    standardised = standardised.persist(StorageLevel.MEMORY_AND_DISK)
-    counts = {row["source_system"]: row.asDict() for row in source_counts(standardised).collect()}  # bounded
+    standardised, counts = _counted(standardised)
     for s in snapshots:
         read = counts.get(s.source_system, {}).get("records_read", 0)
         if read != profiles[s.source_system].rows:  # the table changed under a pinned version: never expected
             raise DataQualityError(f"source {s.source_system}: accounting: validation counted "
                                    f"{profiles[s.source_system].rows} records but standardisation {read}")
     return PreparedInput(standardised, snapshots, counts, profiles)
+
+
+def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tuple[DataFrame, SourceSnapshot]], *,
+                          stored: DataFrame, changes: dict[str, Changes], as_of: str | None = None) -> PreparedInput:
+    """prepare_input's result from the records the last run stored (bold_spark/io/state.py) plus what changed.
+
+    Read, validated and standardised again: every row of a changed id (a repeated id is judged on all its
+    copies) and the rows without an id; a source whose changes are only appended files is read from those
+    files alone unless an appended id repeats a stored one; a source changed "all" is read whole. Whole-source
+    checks a subset cannot answer (an empty source, an all-null column) were made by the run that stored the
+    records. Each source's total is then checked against its current row count, so a missed change stops the run.
+    """
+    latest = F.lit(as_of).cast("date") if as_of else None
+    stored_ids = stored.select(*KEYS).where(F.col("source_record_id").isNotNull())
+    subsets, kept_null_ids = [], []
+    for (raw, _), source in zip(reads, config.sources):
+        found = changes[source.name]
+        if found.how == "all":
+            subsets.append(raw)
+        elif found.how == "unchanged":
+            subsets.append(raw.limit(0))
+            kept_null_ids.append(source.name)
+        elif found.appended_files is not None:
+            subsets.append(_appended_rows(raw, source, found, stored_ids))
+            kept_null_ids.append(source.name)
+        else:
+            subsets.append(_rows_of_ids(raw, source, found.ids))
+    fresh, profiles = _validate_and_standardise(config, subsets, latest=latest, whole_sources=False)
+    reread = [name for name, found in changes.items() if found.how == "all"]
+    kept = stored.where(F.col("source_system").isin([s.name for s in config.sources if s.name not in reread]))
+    kept = (kept.where(F.col("source_record_id").isNotNull())
+            .join(changed_ids(changes), KEYS, how="left_anti")
+            .unionByName(kept.where(F.col("source_record_id").isNull()
+                                    & F.col("source_system").isin(kept_null_ids))))
+    # Checkpointed: the lineage (stored records, changes, six sources' subsets) is long, and every later query
+    # would analyse it again.
+    standardised, counts = _counted(kept.unionByName(fresh), checkpoint=True)
+    rows_now = reduce(DataFrame.unionByName, [raw.select(F.lit(s.source_system).alias("source_system"))
+                                              for raw, s in reads]).groupBy("source_system").count().collect()
+    for row in rows_now:  # bounded: one row per source
+        derived = counts.get(row["source_system"], {}).get("records_read", 0)
+        if derived != row["count"]:
+            raise DataQualityError(f"source {row['source_system']}: accounting: the table has {row['count']} "
+                                   f"records but the last run's records and the changes give {derived}; run a "
+                                   "full link")
+    return PreparedInput(standardised, [s for _, s in reads], counts, profiles)
+
+
+def changed_ids(changes: dict[str, Changes]) -> DataFrame:
+    return reduce(DataFrame.unionByName, [found.ids for found in changes.values()])
+
+
+def _rows_with_ids(raw: DataFrame, source: SourceConfig, ids: DataFrame) -> DataFrame:
+    """Rows of ``raw`` whose record id (in standardisation's text form) is one of the source's ``ids``."""
+    mine = ids.where(F.col("source_system") == source.name).select(F.col("source_record_id").alias("_bold_rid"))
+    return (raw.withColumn("_bold_rid", _as_text(raw, source.record_id))
+            .join(mine, "_bold_rid", how="left_semi").drop("_bold_rid"))
+
+
+def _rows_of_ids(raw: DataFrame, source: SourceConfig, ids: DataFrame) -> DataFrame:
+    """Rows of ``raw`` whose record id is one of the source's ``ids``, and rows with no id."""
+    return _rows_with_ids(raw, source, ids).unionByName(raw.where(_as_text(raw, source.record_id).isNull()))
+
+
+def _appended_rows(raw: DataFrame, source: SourceConfig, found: Changes, stored_ids: DataFrame) -> DataFrame:
+    """The rows of the appended files, and the earlier copies of any appended id the last run already had."""
+    appended = rows_in_files(raw, found.appended_files)
+    repeated = found.ids.join(stored_ids.where(F.col("source_system") == source.name), KEYS, how="left_semi")
+    if repeated.limit(1).count() == 0:  # bounded: at most one row
+        return appended
+    log.info("source %s: appended records repeat ids the last run had; reading their earlier copies", source.name)
+    earlier = _rows_with_ids(rows_in_files(raw, found.appended_files, inside=False), source, repeated)
+    return appended.unionByName(earlier)
 
 
 def _inputs_for_record(prepared: PreparedInput) -> list[dict[str, Any]]:
@@ -271,14 +369,17 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                 decision = gate.decide(quality, published.quality if published else None, config.publish_gate)
             with record.stage("writing"):
                 ensure_database(spark, out)
-                write_concurrently({
+                writes = {
                     "match_edges": lambda: overwrite_table(edges, out.qualified("match_edges")),
                     "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
                                                        out.qualified("rejects"), partition_by=["source_system"]),
                     "record_groups": lambda: overwrite_table(groups, out.qualified("record_groups"),
                                                              partition_by=["source_system"]),
                     "run_quality": lambda: write_run_quality(spark, out, quality),
-                })
+                }
+                if not config.privacy.pseudonymise:  # incremental runs need the sources' own ids; these have none
+                    writes["state"] = lambda: write_state(prepared.standardised, config, run_id=record.run_id)
+                write_concurrently(writes)
                 if decision.publish:
                     # Published last, in one transaction: readers see the previous crosswalk or this one; then
                     # its cluster_events (so events never describe a crosswalk that was not published).

@@ -128,10 +128,15 @@ def profile_sources(raws: list[tuple[DataFrame, SourceConfig]], *, latest: Colum
     return [_as_profile(source, by_index[i]) for i, (_, source) in enumerate(raws)]
 
 
-def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: ValidationPolicy) -> None:
-    """Raise one DataQualityError listing every failed check of the source (counts and column names only)."""
+def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: ValidationPolicy,
+                  whole_source: bool = True) -> None:
+    """Raise one DataQualityError listing every failed check of the source (counts and column names only).
+
+    ``whole_source`` False: the profile is of the records that changed since the last run, where no records, or
+    a column with no value in them, says nothing about the source.
+    """
     where = f"{source.file}: source {source.name}"
-    if profile.rows == 0:
+    if profile.rows == 0 and whole_source:
         raise DataQualityError(f"{where}: {source.table.describe()} has no records"
                                + (" after partition_filter" if source.partition_filter else ""))
     problems: list[str] = []
@@ -141,7 +146,7 @@ def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: Valid
     if profile.duplicate_ids and policy.on_duplicate_id == "fail":
         problems.append(f"record_id column {source.record_id!r}: {profile.duplicate_ids} records repeat another "
                         "record's id (validation.on_duplicate_id: fail)")
-    for key, column in source.source_columns().items():
+    for key, column in source.source_columns().items() if whole_source else ():
         if key != "record_id" and profile.non_null.get(column, 0) == 0:
             message = f"column {column!r} (key {key}) is null in all {profile.rows} records"
             if policy.on_all_null_column == "fail":
@@ -186,18 +191,18 @@ def with_validation_rejects(raw: DataFrame, *, source: SourceConfig, policy: Val
 
 
 def validate_sources(raws: list[tuple[DataFrame, SourceConfig, ValidationPolicy]], *,
-                     latest: Column | None = None) -> list[tuple[DataFrame, SourceProfile]]:
+                     latest: Column | None = None, whole_sources: bool = True) -> list[tuple[DataFrame, SourceProfile]]:
     """Profile and check every raw source; return each with its record-level reject reasons, and its profile.
 
     ``latest`` is the latest plausible date of birth (default today). Raises DataQualityError before any write,
-    naming every failing source, not only the first.
+    naming every failing source, not only the first. ``whole_sources`` False: see check_profile.
     """
     latest = latest if latest is not None else F.current_date()
     profiles = profile_sources([(raw, source) for raw, source, _ in raws], latest=latest)
     failures = []
     for (_, source, policy), profile in zip(raws, profiles):
         try:
-            check_profile(profile, source=source, policy=policy)
+            check_profile(profile, source=source, policy=policy, whole_source=whole_sources)
         except DataQualityError as exc:
             failures.append(str(exc))
             continue

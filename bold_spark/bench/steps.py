@@ -45,7 +45,7 @@ class Timer:
 
 def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, event_log_dir: str | None = None):
     """The environment config with its sources pointed at the cached data and everything it writes (warehouse,
-    checkpoints, scratch, model) under ``work_dir``, in an in-memory catalog (database ``bench``), so a bench run
+    checkpoints, scratch, state, model) under ``work_dir``, in an in-memory catalog (database ``bench``), so a bench run
     neither touches the persistent catalog nor needs its Derby lock. Spark and linkage settings stay as tuned."""
     from bold_spark.config import TableRef, load_config
     from bold_spark.errors import ConfigError
@@ -71,6 +71,7 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
         sources=tuple(sources),
         linkage=dataclasses.replace(config.linkage, model_path=Path(model_path)),
         scratch_dir=work / "scratch",
+        state_dir=work / "state",
     )
 
 

@@ -1,17 +1,20 @@
 """What changed in a department table between two Delta versions, as record ids (no row content leaves here).
 
 Delta's change data feed when the table has it on for the whole range; otherwise a diff of the two versions
-(``exceptAll`` both ways on every column the two versions share), so any edit, insert or delete of a record shows up.
+(``exceptAll`` both ways), so any edit, insert or delete of a record shows up. The diff reads only the data files
+one version has and the other has not: Delta never rewrites a file in place, so the rows of the files both versions
+share are the same rows, and a monthly append costs a read of the appended files, not of the whole table.
 """
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession, functions as F, types as T
+from pyspark.sql import Column, DataFrame, SparkSession, functions as F, types as T
 
-from bold_spark.config import SourceConfig, TableRef
+from bold_spark.config import SourceConfig
 from bold_spark.io.delta import read_table
 
 log = logging.getLogger(__name__)
@@ -28,43 +31,91 @@ def _filtered(df: DataFrame, source: SourceConfig) -> DataFrame:
     return df.where(F.expr(source.partition_filter)) if source.partition_filter else df
 
 
-def _cdf_enabled(spark: SparkSession, source: SourceConfig) -> bool:
+def _table_properties(spark: SparkSession, source: SourceConfig) -> dict[str, str]:
     table = DeltaTable.forPath(spark, source.table.path) if source.table.path else DeltaTable.forName(
         spark, source.table.name)
-    props = table.detail().select("properties").first()["properties"] or {}  # bounded: one row
-    return str(props.get("delta.enableChangeDataFeed", "false")).lower() == "true"
+    return table.detail().select("properties").first()["properties"] or {}  # bounded: one row
+
+
+def _is_true(properties: dict[str, str], key: str) -> bool:
+    return str(properties.get(key, "false")).lower() == "true"
+
+
+def _cdf_or_none(spark: SparkSession, source: SourceConfig, *, from_version: int, to_version: int,
+                 properties: dict[str, str]) -> DataFrame | None:
+    ref = source.table
+    if not _is_true(properties, "delta.enableChangeDataFeed"):
+        return None
+    try:
+        reader = (spark.read.format("delta").option("readChangeFeed", "true")
+                  .option("startingVersion", from_version + 1).option("endingVersion", to_version))
+        feed = _filtered(reader.load(ref.path) if ref.path else reader.table(ref.name), source)
+        # Delta checks that the feed covers the range only when a scan is planned (an empty limit is optimised
+        # away): probe with one row now, or a feed switched on after from_version fails the run later.
+        feed.limit(1).count()  # bounded: at most one row
+        return feed
+    except AnalysisException as exc:  # feed switched on after from_version: fall back to the diff
+        log.info("source %s: change data feed not usable from version %d (%s); diffing versions", source.name,
+                 from_version, exc.getCondition() or "analysis error")
+        return None
+
+
+def _file_name(path_column: Column) -> Column:
+    # Compared by file name: Delta names every data file with a fresh UUID, and the name is free of the URI
+    # encoding differences a full path can have between the log and a scan.
+    return F.element_at(F.split(path_column, "/"), -1)
+
+
+def rows_in_files(df: DataFrame, names: set[str] | frozenset[str], *, inside: bool = True) -> DataFrame:
+    """The rows of a Delta read that come from the data files named ``names`` (``inside`` False: from the others)."""
+    spark = df.sparkSession
+    wanted = spark.createDataFrame([(n,) for n in sorted(names)], "file_name string")  # bounded: one row per file
+    return (df.withColumn("_file_name", _file_name(F.col("_metadata.file_path")))
+            .join(F.broadcast(wanted), F.col("_file_name") == wanted["file_name"],
+                  how="left_semi" if inside else "left_anti")
+            .drop("_file_name"))
+
+
+class Changes(NamedTuple):
+    ids: DataFrame  # (source_system, source_record_id) of every record inserted, updated or deleted
+    how: str  # "unchanged", "all", "change data feed", "appended files", "version diff of changed files" or "version diff"
+    appended_files: frozenset[str] | None = None  # "appended files": the names of the new data files
 
 
 def changed_record_ids(spark: SparkSession, source: SourceConfig, *, from_version: int | None,
-                       to_version: int) -> tuple[DataFrame, str]:
-    """(source_system, source_record_id) of records inserted, updated or deleted after ``from_version`` up to
-    ``to_version``, and how that was found ("unchanged", "all", "change data feed" or "version diff").
+                       to_version: int) -> Changes:
+    """The records inserted, updated or deleted after ``from_version`` up to ``to_version``, and how that was found.
 
-    ``from_version`` None (a source the last run did not read): every record counts as changed.
+    ``from_version`` None (a source the last run did not read): every record counts as changed ("all").
     """
     ref = source.table
     current = _filtered(read_table(spark, ref, version=to_version), source)
     if from_version is None:
-        return _record_ids(current, source).distinct(), "all"
+        return Changes(_record_ids(current, source).distinct(), "all")
     if from_version == to_version:
-        return _record_ids(current.limit(0), source), "unchanged"
-    if _cdf_enabled(spark, source):
-        try:
-            reader = (spark.read.format("delta").option("readChangeFeed", "true")
-                      .option("startingVersion", from_version + 1).option("endingVersion", to_version))
-            feed = reader.load(ref.path) if ref.path else reader.table(ref.name)
-            feed = _filtered(feed, source)
-            # Delta checks that the feed covers the range only when a scan is planned (an empty limit is optimised
-            # away): probe with one row now, or a feed switched on after from_version fails the run later.
-            feed.limit(1).count()  # bounded: at most one row
-            return _record_ids(feed, source).distinct(), "change data feed"
-        except AnalysisException as exc:  # feed switched on after from_version: fall back to the diff
-            log.info("source %s: change data feed not usable from version %d (%s); diffing versions", source.name,
-                     from_version, exc.getCondition() or "analysis error")
+        return Changes(_record_ids(current.limit(0), source), "unchanged")
+    properties = _table_properties(spark, source)
+    feed = _cdf_or_none(spark, source, from_version=from_version, to_version=to_version, properties=properties)
+    if feed is not None:
+        return Changes(_record_ids(feed, source).distinct(), "change data feed")
     before = _filtered(read_table(spark, ref, version=from_version), source)
     has_map = any(isinstance(f.dataType, T.MapType) for f in current.schema.fields)  # exceptAll cannot compare maps
     if has_map or sorted(current.columns) != sorted(before.columns):  # schema changed: every record may differ
-        return _record_ids(current, source).unionByName(_record_ids(before, source)).distinct(), "all"
+        return Changes(_record_ids(current, source).unionByName(_record_ids(before, source)).distinct(), "all")
     now, then = current, before.select(*current.columns)
+    how = "version diff"
+    # Deletion vectors change a file's rows without renaming it: then only the whole-table diff is right.
+    if not _is_true(properties, "delta.enableDeletionVectors"):
+        now_files = {p.rsplit("/", 1)[-1] for p in now.inputFiles()}  # bounded: one name per data file
+        then_files = {p.rsplit("/", 1)[-1] for p in then.inputFiles()}
+        added, removed = now_files - then_files, then_files - now_files
+        if not added and not removed:
+            return Changes(_record_ids(current.limit(0), source), "unchanged")
+        if not removed:  # appends only: every row of the new files is a new or repeated record
+            return Changes(_record_ids(rows_in_files(now, added), source).distinct(), "appended files",
+                           frozenset(added))
+        now = rows_in_files(now, added) if added else now.limit(0)
+        then = rows_in_files(then, removed)
+        how = "version diff of changed files"
     diff = now.exceptAll(then).unionByName(then.exceptAll(now))
-    return _record_ids(diff, source).distinct(), "version diff"
+    return Changes(_record_ids(diff, source).distinct(), how)

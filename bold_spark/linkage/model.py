@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,24 @@ def _delete_path(spark: SparkSession, path: str) -> None:
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+
+
+@contextmanager
+def checkpoints_under(spark: SparkSession, path: str) -> Iterator[None]:
+    """Reliable checkpoints of the block go to ``path``, which is deleted after it; the previous folder is restored.
+
+    A checkpoint cuts a plan to a file scan: a run that derives its input from many reads and joins would
+    otherwise have Spark analyse that whole lineage again for every query built on it.
+    """
+    sc = spark.sparkContext
+    previous = sc._jsc.sc().getCheckpointDir()
+    sc.setCheckpointDir(path)
+    try:
+        yield
+    finally:
+        _delete_path(spark, path)
+        if not previous.isEmpty():
+            sc.setCheckpointDir(previous.get())
 
 
 @dataclass

@@ -9,6 +9,7 @@ One module fixture, four runs with the committed model (no training), about 600 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -154,3 +155,8 @@ def test_incremental_run_scores_only_what_changed_and_removes_deleted_records(sp
     assert "new" in kinds, kinds
     runs_table = spark.table(config.output.qualified("link_runs")).where(F.col("run_id") == inc.run_id)
     assert runs_table.select("job", "status").first().asDict() == {"job": "link_incremental", "status": "succeeded"}
+    # it started from the first run's stored standardised records and read again only the changed ones
+    restandardised = re.search(r"(\d+) records read and standardised", inc.message)
+    assert restandardised and "no stored records" not in inc.message, inc.message
+    assert 0 < int(restandardised.group(1)) < inc.crosswalk_rows / 2
+    assert "version diff of changed files" in inc.message

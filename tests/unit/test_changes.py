@@ -38,33 +38,60 @@ def _history(spark, path: Path, *, feed: bool) -> None:
 def table(request, spark, tmp_path_factory):
     path = tmp_path_factory.mktemp("changes") / "dept"
     _history(spark, path, feed=request.param)
-    return path, "change data feed" if request.param else "version diff"
+    return path, "change data feed" if request.param else "version diff of changed files"
 
 
 def test_inserts_updates_and_deletes_are_found_by_record_id(spark, table):
     path, how = table
-    ids, found_by = changed_record_ids(spark, _source(path), from_version=0, to_version=3)
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=0, to_version=3)
     assert found_by == how
     assert _ids(ids) == {"r5", "r2", "r3"}  # inserted, updated, deleted; r1 and r4 untouched
 
 
 def test_a_range_covers_only_its_own_versions(spark, table):
     path, how = table
-    ids, found_by = changed_record_ids(spark, _source(path), from_version=1, to_version=2)
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=1, to_version=2)
     assert (found_by, _ids(ids)) == (how, {"r2"})
+
+
+def test_an_append_is_read_from_the_appended_files_alone(spark, table):
+    path, how = table
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=0, to_version=1)
+    assert (found_by, _ids(ids)) == ("change data feed" if how == "change data feed" else "appended files", {"r5"})
+
+
+def test_appended_copy_of_an_existing_id_and_metadata_only_commits(spark, tmp_path):
+    path = tmp_path / "dept"
+    spark.createDataFrame([("r1", "smith", "2026-01"), ("r2", "jones", "2026-01")], SCHEMA) \
+        .write.format("delta").partitionBy("extract_month").save(str(path))
+    spark.createDataFrame([("r1", "smith", "2026-02")], SCHEMA).write.format("delta").mode("append").save(str(path))
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('department.owner' = 'x')")  # version 2: no data
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=0, to_version=1)
+    assert (found_by, _ids(ids)) == ("appended files", {"r1"})  # the repeated id must be re-validated
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=1, to_version=2)
+    assert (found_by, _ids(ids)) == ("unchanged", set())
+
+
+def test_deletion_vectors_fall_back_to_the_whole_table_diff(spark, tmp_path):
+    path = tmp_path / "dv"
+    spark.createDataFrame([(f"r{i}", "smith", "2026-01") for i in range(1, 5)], SCHEMA).coalesce(1) \
+        .write.format("delta").option("delta.enableDeletionVectors", "true").save(str(path))
+    DeltaTable.forPath(spark, str(path)).delete("rid = 'r3'")  # marks a row deleted; the file keeps its name
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=0, to_version=1)
+    assert (found_by, _ids(ids)) == ("version diff", {"r3"})
 
 
 def test_the_partition_filter_applies_to_changes(spark, table):
     path, _ = table
-    ids, _ = changed_record_ids(spark, _source(path, "extract_month = '2026-01'"), from_version=0, to_version=3)
+    (ids, *_) = changed_record_ids(spark, _source(path, "extract_month = '2026-01'"), from_version=0, to_version=3)
     assert _ids(ids) == {"r2", "r3"}  # r5 arrived in a month the source does not read
 
 
 def test_same_version_is_unchanged_and_an_unknown_start_is_everything(spark, table):
     path, _ = table
-    ids, found_by = changed_record_ids(spark, _source(path), from_version=3, to_version=3)
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=3, to_version=3)
     assert (found_by, _ids(ids)) == ("unchanged", set())
-    ids, found_by = changed_record_ids(spark, _source(path), from_version=None, to_version=3)
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=None, to_version=3)
     assert (found_by, _ids(ids)) == ("all", {"r1", "r2", "r4", "r5"})
 
 
@@ -73,7 +100,7 @@ def test_a_feed_switched_on_after_the_start_falls_back_to_the_diff(spark, tmp_pa
     _history(spark, path, feed=False)  # versions 0-3 without a feed
     spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")  # version 4
     DeltaTable.forPath(spark, str(path)).delete("rid = 'r4'")  # version 5, in the feed
-    ids, found_by = changed_record_ids(spark, _source(path), from_version=0, to_version=5)
-    assert (found_by, _ids(ids)) == ("version diff", {"r2", "r3", "r4", "r5"})
-    ids, found_by = changed_record_ids(spark, _source(path), from_version=4, to_version=5)
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=0, to_version=5)
+    assert (found_by, _ids(ids)) == ("version diff of changed files", {"r2", "r3", "r4", "r5"})
+    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=4, to_version=5)
     assert (found_by, _ids(ids)) == ("change data feed", {"r4"})

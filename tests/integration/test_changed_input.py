@@ -1,0 +1,110 @@
+"""An incremental run's input: the last run's stored records plus what changed must equal standardising every
+source again, record for record, and a change the run did not see must stop it."""
+from __future__ import annotations
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, functions as F
+
+from bold_spark import pipeline
+from bold_spark.errors import DataQualityError
+from bold_spark.io.changes import Changes, changed_record_ids
+from bold_spark.io.state import read_state, write_state
+from bold_spark.standardise.person import REASON_DUPLICATE_ID, REASON_NULL_ID
+from bold_spark.synthetic.departments import RECORD_ID_COLUMN
+from bold_spark.synthetic.generate import generate
+from tests.integration.conftest import AS_OF, demo_environment
+
+EDITED = "prison_releases"  # rows appended, deleted and updated: a diff of the changed files
+APPENDED = "probation"  # rows appended only: read from the appended files (and earlier copies of repeated ids)
+
+
+@pytest.fixture(scope="module")
+def delivered(spark, tmp_path_factory):
+    """A stored first run, then deliveries. EDITED: two copies of existing records (repeated ids), a record without
+    an id, two deletions and an edit. APPENDED: a copy of an existing record, a record without an id and a new
+    record, appended in one commit. The other sources are untouched."""
+    root = tmp_path_factory.mktemp("changed_input")
+    config = demo_environment(root, database="changed_input")
+    sample = generate(spark, scale=400, seed=5).materialise()
+    for source in config.sources:
+        sample.departments[source.name].write.format("delta").partitionBy("extract_month").save(source.table.path)
+    first = pipeline.prepare_input(spark, config, as_of=AS_OF)
+    write_state(first.standardised, config, run_id="run-1")
+    versions = {s.source_system: s.delta_version for s in first.snapshots}
+    first.release()
+
+    path, rid = config.source(EDITED).table.path, RECORD_ID_COLUMN[EDITED]
+    table = spark.read.format("delta").load(path)
+    ids = sorted(r[0] for r in table.select(rid).limit(6).collect())  # bounded: 6 ids
+    copies = table.where(F.col(rid).isin(ids[:2]))
+    no_id = table.where(F.col(rid) == ids[2]).withColumn(rid, F.lit(None).cast("string"))
+    copies.unionByName(no_id).write.format("delta").mode("append").save(path)
+    DeltaTable.forPath(spark, path).delete(F.col(rid).isin(ids[3:5]))
+    DeltaTable.forPath(spark, path).update(F.col(rid) == ids[5], {"release_postcode": F.lit(None)})
+
+    path, rid = config.source(APPENDED).table.path, RECORD_ID_COLUMN[APPENDED]
+    table = spark.read.format("delta").load(path)
+    appended_ids = sorted(r[0] for r in table.select(rid).limit(2).collect())  # bounded: 2 ids
+    (table.where(F.col(rid) == appended_ids[0])
+     .unionByName(table.where(F.col(rid) == appended_ids[1]).withColumn(rid, F.lit(None).cast("string")))
+     .unionByName(table.where(F.col(rid) == appended_ids[1]).withColumn(rid, F.lit("new-record-1")))
+     .write.format("delta").mode("append").save(path))
+
+    reads = pipeline.read_sources(spark, config)
+    changes = {source.name: changed_record_ids(spark, source, from_version=versions[source.name],
+                                               to_version=snapshot.delta_version)
+               for source, (_, snapshot) in zip(config.sources, reads)}
+    return config, reads, changes, ids, appended_ids
+
+
+def _rows(prepared: pipeline.PreparedInput) -> DataFrame:
+    return prepared.standardised.select(*sorted(prepared.standardised.columns))
+
+
+def _ids(changes) -> set[tuple[str, str]]:
+    return {(r["source_system"], r["source_record_id"]) for r in pipeline.changed_ids(changes).collect()}  # a few
+
+
+def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, delivered):
+    config, reads, changes, ids, appended_ids = delivered
+    assert {name: c.how for name, c in changes.items() if c.how != "unchanged"} == {
+        EDITED: "version diff of changed files", APPENDED: "appended files"}
+    assert _ids(changes) == {*((EDITED, i) for i in [*ids[:2], *ids[3:6]]),
+                             (APPENDED, appended_ids[0]), (APPENDED, "new-record-1")}
+    stored = read_state(spark, config, run_id="run-1")
+    incremental = pipeline.prepare_changed_input(spark, config, reads, stored=stored, changes=changes, as_of=AS_OF)
+    full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
+    a, b = _rows(incremental), _rows(full)
+    assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
+    assert incremental.counts == full.counts
+    # both copies of each repeated id are rejected, and the records without an id are counted
+    for source, duplicates in ((EDITED, 4), (APPENDED, 2)):
+        rejects = full.standardised.where(F.col("source_system") == source).groupBy("reject_reason").count()
+        reasons = {r["reject_reason"]: r["count"] for r in rejects.collect()}  # a few reasons
+        assert reasons.get(REASON_DUPLICATE_ID, 0) >= duplicates and reasons.get(REASON_NULL_ID, 0) >= 1, reasons
+    # read again: EDITED's changed ids (2 ids x 2 copies, an edit) and every row without an id (1); APPENDED's
+    # three appended rows and the earlier copy of its repeated id
+    assert incremental.profiles[EDITED].rows == 2 * 2 + 1 + 1
+    assert incremental.profiles[APPENDED].rows == 3 + 1
+    assert sum(p.rows for name, p in incremental.profiles.items() if name not in (EDITED, APPENDED)) == 0
+
+
+def test_a_change_the_run_did_not_see_stops_it(spark, delivered):
+    config, reads, changes, ids, _ = delivered
+    stored = read_state(spark, config, run_id="run-1")
+    found = changes[EDITED]
+    missed = {**changes, EDITED: found._replace(ids=found.ids.where(F.col("source_record_id") != ids[3]))}
+    with pytest.raises(DataQualityError, match=f"source {EDITED}: accounting: .* run a full link"):
+        pipeline.prepare_changed_input(spark, config, reads, stored=stored, changes=missed, as_of=AS_OF)
+
+
+def test_a_reread_source_is_taken_whole_and_an_unknown_run_has_no_stored_records(spark, delivered):
+    config, reads, changes, _, _ = delivered
+    stored = read_state(spark, config, run_id="run-1")
+    whole = {**changes, EDITED: Changes(changes[EDITED].ids.limit(0), "all")}
+    reread = pipeline.prepare_changed_input(spark, config, reads, stored=stored, changes=whole, as_of=AS_OF)
+    full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
+    assert reread.counts == full.counts
+    assert reread.profiles[EDITED].rows == full.profiles[EDITED].rows
+    assert read_state(spark, config, run_id="no-such-run") is None
