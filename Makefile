@@ -13,7 +13,7 @@ SEED ?= 7
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
-.PHONY: setup demo test test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench clean
+.PHONY: setup demo test test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -90,6 +90,15 @@ submit-cluster: setup
 # bold_spark vs Splink on DuckDB vs default Splink on Spark, same data and model: var/bench/results/<timestamp>.md/.json
 bench: setup
 	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED)
+
+# The project's train and link on the standalone cluster with 1, then 2 workers of 1 core each (scale-out).
+SCALE_OUT ?= 100000
+bench-scale-out: setup
+	for workers in 1 2; do \
+	  $(PY) jobs/cluster.py --conf $(CONF) up --workers $$workers || exit 1; \
+	  $(PY) jobs/bench.py --conf $(CONF) --scales $(SCALE_OUT) --seed $(SEED) --systems project --master $(MASTER_URL); \
+	  status=$$?; $(PY) jobs/cluster.py --conf $(CONF) down; test $$status = 0 || exit $$status; \
+	done
 
 clean:
 	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models

@@ -83,6 +83,16 @@ def edges_touching(edges: DataFrame, records: DataFrame) -> DataFrame:
     return on_l.select(*EDGE_KEYS).unionByName(on_r.select(*EDGE_KEYS)).distinct()  # keys: maps cannot be distinct
 
 
+def _edges_within(edges: DataFrame, records: DataFrame) -> DataFrame:
+    """The edges with both ends in ``records(source_system, source_record_id)`` (a small set: broadcast)."""
+    r = F.broadcast(records.select(*KEYS))
+    for side in ("l", "r"):
+        edges = edges.join(r.withColumnRenamed("source_system", f"source_system_{side}")
+                           .withColumnRenamed("source_record_id", f"source_record_id_{side}"),
+                           [f"source_system_{side}", f"source_record_id_{side}"], how="left_semi")
+    return edges
+
+
 def current_edges(old_edges: DataFrame, new_edges: DataFrame, dirty: DataFrame) -> DataFrame:
     """The edge store after this run: old edges with no dirty side, plus the new edges (which all have one)."""
     keep = old_edges
@@ -163,7 +173,10 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
             with record.stage("changes"):
                 reads = read_sources(spark, config)
                 changes = _find_changes(spark, config, reads, last)
-                changed = changed_ids(changes).persist(StorageLevel.MEMORY_AND_DISK)
+                # One checkpoint for every later use: the diffs' plans are long, the ids few.
+                changed = changed_ids(changes).checkpoint()
+                changes = {name: found._replace(ids=changed.where(F.col("source_system") == name))
+                           for name, found in changes.items()}
                 log.info("incremental link: %d changed record ids since run %s (%s)", changed.count(),
                          last["run_id"], ", ".join(f"{k}: {v.how}" for k, v in changes.items()))
             with record.stage("read_standardise"):
@@ -190,7 +203,6 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                 else:
                     dirty = dirty_records(changed, previous.select(*KEYS), accepted_keys).checkpoint()
                 dirty_count = dirty.count()
-                changed.unpersist()
                 log.info("incremental link: %d records to relink", dirty_count)
             try:
                 if dirty_count == 0:
@@ -236,6 +248,7 @@ def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_
         with record.stage("scoring"):
             new_edges = conform(
                 predict_edges_touching(workspace, changed_persons, unchanged_persons,
+                                       blocking_rules=list(config.linkage.blocking_rules),
                                        threshold=config.linkage.edge_threshold, run_id=record.run_id)
                 .withColumn("run_id", F.lit(record.run_id)), MATCH_EDGES).persist(StorageLevel.MEMORY_AND_DISK)
             record.edges_recorded = new_edges.count()
@@ -250,10 +263,13 @@ def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_
             events_so_far = history.issued_cluster_ids(spark, out)
             if events_so_far is not None:
                 issued = issued.unionByName(events_so_far)
-            components = cluster_records(nodes, edges_now, threshold=threshold).checkpoint()
+            # Every edge at the threshold that touches a node has both ends among the nodes (an old one joins
+            # members of one previous cluster, a new one joins two seeds): clustering and best edges need no other.
+            strong = _edges_within(edges_now.where(F.col("match_probability") >= threshold), nodes).checkpoint()
+            components = cluster_records(nodes, strong, threshold=threshold).checkpoint()
             assignment = assign_stable_ids(components, prev_affected, run_id=record.run_id,
                                            issued=issued.distinct().checkpoint(), at=record.started_at)
-            rows = finish_crosswalk(assignment.crosswalk_ids, edges_now, threshold=threshold,
+            rows = finish_crosswalk(assignment.crosswalk_ids, strong, threshold=threshold,
                                     run_id=record.run_id).checkpoint()
             xw_changes = crosswalk_changes(rows, previous, accepted_keys).checkpoint()
             events = assignment.events.checkpoint()  # its plan reads cluster_events, which it replaces rows of

@@ -142,10 +142,9 @@ def _validate_and_standardise(config: JobConfig, raws: list[DataFrame], *, lates
     return standardised, profiles
 
 
-def _counted(standardised: DataFrame, *, checkpoint: bool = False) -> tuple[DataFrame, dict[str, dict[str, Any]]]:
-    standardised = standardised.checkpoint() if checkpoint else standardised.persist(StorageLevel.MEMORY_AND_DISK)
-    return standardised, {row["source_system"]: row.asDict()
-                          for row in source_counts(standardised).collect()}  # bounded: one row per source
+def _counts(standardised: DataFrame) -> dict[str, dict[str, Any]]:
+    return {row["source_system"]: row.asDict()
+            for row in source_counts(standardised).collect()}  # bounded: one row per source
 
 
 def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None = None,
@@ -165,7 +164,8 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
                                                        whole_sources=True)
     if key is not None:
         standardised = pseudonymise_record_ids(standardised, key=key)
-    standardised, counts = _counted(standardised)
+    standardised = standardised.persist(StorageLevel.MEMORY_AND_DISK)
+    counts = _counts(standardised)
     for s in snapshots:
         read = counts.get(s.source_system, {}).get("records_read", 0)
         if read != profiles[s.source_system].rows:  # the table changed under a pinned version: never expected
@@ -200,15 +200,17 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
         else:
             subsets.append(_rows_of_ids(raw, source, found.ids))
     fresh, profiles = _validate_and_standardise(config, subsets, latest=latest, whole_sources=False)
+    # Only what was standardised again is checkpointed: its lineage (changes, validation, six sources' subsets)
+    # is long, and every later query would analyse it again; the stored records are one scan.
+    fresh = fresh.checkpoint()
     reread = [name for name, found in changes.items() if found.how == "all"]
     kept = stored.where(F.col("source_system").isin([s.name for s in config.sources if s.name not in reread]))
     kept = (kept.where(F.col("source_record_id").isNotNull())
             .join(changed_ids(changes), KEYS, how="left_anti")
             .unionByName(kept.where(F.col("source_record_id").isNull()
                                     & F.col("source_system").isin(kept_null_ids))))
-    # Checkpointed: the lineage (stored records, changes, six sources' subsets) is long, and every later query
-    # would analyse it again.
-    standardised, counts = _counted(kept.unionByName(fresh), checkpoint=True)
+    standardised = kept.unionByName(fresh)
+    counts = _counts(standardised)
     rows_now = reduce(DataFrame.unionByName, [raw.select(F.lit(s.source_system).alias("source_system"))
                                               for raw, s in reads]).groupBy("source_system").count().collect()
     for row in rows_now:  # bounded: one row per source

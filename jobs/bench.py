@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--default-spark-driver-memory", help="spark.driver.memory of the default-Splink baseline "
                    "(default: the config's, so only settings differ; 'spark-default' for Spark's own 1g)")
     p.add_argument("--event-log", action="store_true", help="write Spark event logs of the project's steps")
+    p.add_argument("--master", help="run every Spark step there, e.g. spark://127.0.0.1:7077 for the standalone "
+                   "cluster of `make cluster-up` (default: the config's spark.master)")
+    p.add_argument("--executor-memory", default="3g", help="spark.executor.memory on a cluster (default %(default)s)")
     p.add_argument("--keep-intermediate", action="store_true",
                    help="keep each scale's work tables, standardised export and crosswalks (deleted by default)")
     args = p.parse_args(argv)
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         md_path, _ = run_bench(conf=args.conf, scales=args.scales, seed=args.seed, root=Path(args.root),
                                systems=args.systems, event_log=args.event_log,
-                               keep_intermediate=args.keep_intermediate,
+                               keep_intermediate=args.keep_intermediate, master=args.master,
+                               executor_memory=args.executor_memory if args.master else None,
                                default_driver_memory="" if memory == "spark-default" else memory)
     except BoldSparkError as exc:
         print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)

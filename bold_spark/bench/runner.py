@@ -1,7 +1,8 @@
 """Run the benchmark: per scale, each step in its own subprocess with its memory sampled, then the report.
 
 Steps per scale, in order (see steps.py): data (cached), project_train, export (the standardised records for the
-baselines), project_link, duckdb, spark_default, evaluate. A failed step is recorded with its exit code and log
+baselines), project_link, project_incremental_base and project_incremental (a full link on 99%, then the 1%
+appended and linked incrementally in a fresh process), duckdb, spark_default, evaluate. A failed step is recorded with its exit code and log
 file (logs can hold Spark's messages, so only their path goes in the results) and the steps that need it skipped.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SYSTEMS = ("project", "incremental", "duckdb", "spark_default")
 NEEDS = {"project_train": ["data"], "export": ["data"], "project_link": ["project_train"],
-         "project_incremental": ["project_train"],
+         "project_incremental_base": ["project_train"], "project_incremental": ["project_incremental_base"],
          "duckdb": ["project_train", "export"], "spark_default": ["project_train", "export"], "evaluate": ["data"]}
 
 
@@ -48,25 +49,29 @@ def run_step(step: str, params: dict[str, Any], *, run_dir: Path, sample_executo
 
 def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, systems: tuple[str, ...],
               master: str, default_driver_memory: str | None, event_log: bool,
-              keep_intermediate: bool = False) -> dict[str, dict[str, Any]]:
+              keep_intermediate: bool = False, executor_memory: str | None = None) -> dict[str, dict[str, Any]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     data_dir = root / "data" / f"{scale}-{seed}"
     data_dir.mkdir(parents=True, exist_ok=True)
     crosswalks = {s: str(run_dir / f"crosswalk_{s}") for s in systems}
     base = {"conf": conf, "scale": scale, "seed": seed, "data_dir": str(data_dir),
-            "model_path": str(run_dir / "model" / "uk_person.json"), "persons_path": str(run_dir / "persons")}
+            "model_path": str(run_dir / "model" / "uk_person.json"), "persons_path": str(run_dir / "persons"),
+            "master": master, "executor_memory": executor_memory}
     if event_log:
         base["event_log_dir"] = str(run_dir / "eventlog")
     plan = ["data", "project_train"]
     plan += ["export"] if {"duckdb", "spark_default"} & set(systems) else []
     plan += ["project_link"] if "project" in systems else []
-    plan += ["project_incremental"] if "incremental" in systems else []
+    plan += ["project_incremental_base", "project_incremental"] if "incremental" in systems else []
     plan += [s for s in ("duckdb", "spark_default") if s in systems]
     plan += ["evaluate"]
     extra = {"project_link": {"crosswalk_path": crosswalks.get("project", "")},
              "duckdb": {"crosswalk_path": crosswalks.get("duckdb", "")},
              "spark_default": {"crosswalk_path": crosswalks.get("spark_default", ""), "master": master,
                                "driver_memory": default_driver_memory},
+             "project_incremental_base": {"incremental_dir": str(run_dir / "work" / "incremental")},
+             "project_incremental": {"incremental_dir": str(run_dir / "work" / "incremental"),
+                                     "base_result": str(run_dir / "project_incremental_base.json")},
              "evaluate": {"crosswalks": crosswalks}}
     outcomes: dict[str, dict[str, Any]] = {}
     for step in plan:
@@ -87,13 +92,14 @@ def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, sy
 
 def run_bench(*, conf: str, scales: list[int], seed: int, root: Path, systems: tuple[str, ...] = SYSTEMS,
               default_driver_memory: str | None = None, event_log: bool = False,
-              keep_intermediate: bool = False) -> tuple[Path, dict[str, Any]]:
+              keep_intermediate: bool = False, master: str | None = None,
+              executor_memory: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Run every scale and write ``results/<timestamp>.md`` and ``.json`` under ``root``; returns the markdown path
-    and the results."""
+    and the results. ``master`` (default the config's) is where every Spark step runs."""
     from bold_spark.config import load_config
 
     config = load_config(conf)  # fail on a bad config before any subprocess starts
-    master = config.spark.master
+    master = master or config.spark.master
     if default_driver_memory is None:  # the same memory as the project's job: compare settings, not heap size
         default_driver_memory = config.spark.conf.get("spark.driver.memory")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -104,7 +110,7 @@ def run_bench(*, conf: str, scales: list[int], seed: int, root: Path, systems: t
         per_scale[scale] = run_scale(conf=conf, scale=scale, seed=seed, root=root,
                                      run_dir=results_dir / stamp / str(scale), systems=systems, master=master,
                                      default_driver_memory=default_driver_memory, event_log=event_log,
-                                     keep_intermediate=keep_intermediate)
+                                     keep_intermediate=keep_intermediate, executor_memory=executor_memory)
     results = {"timestamp": stamp, "conf": str(conf), "seed": seed, "scales": scales, "systems": list(systems),
                "spark_master": master, "default_spark_driver_memory": default_driver_memory,
                "edge_threshold": config.linkage.edge_threshold, "cluster_threshold": config.linkage.cluster_threshold,

@@ -43,10 +43,12 @@ class Timer:
 
 # --- configuration --------------------------------------------------------------------------------------------
 
-def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, event_log_dir: str | None = None):
+def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, event_log_dir: str | None = None,
+                 master: str | None = None, executor_memory: str | None = None):
     """The environment config with its sources pointed at the cached data and everything it writes (warehouse,
     checkpoints, scratch, state, model) under ``work_dir``, in an in-memory catalog (database ``bench``), so a bench run
-    neither touches the persistent catalog nor needs its Derby lock. Spark and linkage settings stay as tuned."""
+    neither touches the persistent catalog nor needs its Derby lock. Spark and linkage settings stay as tuned;
+    ``master`` (with ``executor_memory``) runs the project's steps on a cluster instead of the config's master."""
     from bold_spark.config import TableRef, load_config
     from bold_spark.errors import ConfigError
 
@@ -56,6 +58,8 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
     if event_log_dir:
         Path(event_log_dir).mkdir(parents=True, exist_ok=True)
         spark_conf.update({"spark.eventLog.enabled": "true", "spark.eventLog.dir": str(event_log_dir)})
+    if executor_memory:
+        spark_conf["spark.executor.memory"] = executor_memory
     sources = []
     for s in config.sources:
         path = Path(data_dir) / s.name
@@ -66,7 +70,8 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
     return dataclasses.replace(
         config,
         spark=dataclasses.replace(config.spark, metastore_dir=None, warehouse_dir=work / "warehouse",
-                                  checkpoint_dir=work / "checkpoints", conf=spark_conf),
+                                  checkpoint_dir=work / "checkpoints", conf=spark_conf,
+                                  master=master or config.spark.master),
         output=dataclasses.replace(config.output, database="bench"),
         sources=tuple(sources),
         linkage=dataclasses.replace(config.linkage, model_path=Path(model_path)),
@@ -77,7 +82,8 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
 
 def _config(p: dict[str, Any]):
     return bench_config(p["conf"], data_dir=p["data_dir"], work_dir=p["work_dir"], model_path=p["model_path"],
-                        event_log_dir=p.get("event_log_dir"))
+                        event_log_dir=p.get("event_log_dir"), master=p.get("master"),
+                        executor_memory=p.get("executor_memory"))
 
 
 # --- data ------------------------------------------------------------------------------------------------------
@@ -169,40 +175,60 @@ def step_project_link(p: dict[str, Any]) -> dict[str, Any]:
 INCREMENT_BUCKETS = 100  # the increment is the records whose id hashes to bucket 0 of 100: 1%
 
 
-def step_project_incremental(p: dict[str, Any]) -> dict[str, Any]:
-    """Issue 5's monthly delivery at scale: a full link on 99% of every source, then 1% more records appended to
-    each source and ``jobs/link.py --incremental``; only the incremental run is timed. The sources are copied
-    under ``work_dir`` (the cached data is never modified)."""
+def _incremental_config(p: dict[str, Any]):
+    """The config of both incremental steps: sources copied under ``incremental_dir`` and a Derby catalog there,
+    so the second step's fresh process finds the tables the first one wrote."""
+    config = _config(p)
+    root = Path(p["incremental_dir"])
+    return dataclasses.replace(
+        config,
+        spark=dataclasses.replace(config.spark, metastore_dir=root / "metastore", warehouse_dir=root / "warehouse"),
+        sources=tuple(dataclasses.replace(s, table=dataclasses.replace(s.table, path=str(root / "sources" / s.name)))
+                      for s in config.sources),
+        state_dir=root / "state")
+
+
+def step_project_incremental_base(p: dict[str, Any]) -> dict[str, Any]:
+    """Issue 5's monthly delivery at scale, part 1 (untimed): a full link on 99% of every source, then 1% more
+    records appended to each source. The sources are copied (the cached data is never modified)."""
     from pyspark.sql import functions as F
 
     from bold_spark import pipeline
-    from bold_spark.incremental import link_incremental
     from bold_spark.session import build_session
 
-    config = _config(p)
+    cached = _config(p)
+    config = _incremental_config(p)
     spark = build_session(config.spark)
-    copies, increments = [], {}
-    for source in config.sources:
+    increments = []
+    for source, copy in zip(cached.sources, config.sources):
         raw = spark.read.format("delta").load(source.table.path)
         in_increment = F.abs(F.xxhash64(F.col(f"`{source.record_id}`").cast("string"))) % INCREMENT_BUCKETS == 0
-        target = str(Path(p["work_dir"]) / "sources" / source.name)
         writer = raw.where(~in_increment).write.format("delta").mode("overwrite")
-        (writer.partitionBy(PARTITION_COLUMN) if PARTITION_COLUMN in raw.columns else writer).save(target)
-        increments[source.name] = (raw.where(in_increment), target)
-        copies.append(dataclasses.replace(source, table=dataclasses.replace(source.table, path=target)))
-    config = dataclasses.replace(config, sources=tuple(copies))
+        (writer.partitionBy(PARTITION_COLUMN) if PARTITION_COLUMN in raw.columns else writer).save(copy.table.path)
+        increments.append((raw.where(in_increment), copy.table.path))
     base = pipeline.link(spark, config)
     appended = 0
-    for df, target in increments.values():
+    for df, target in increments:
         writer = df.write.format("delta").mode("append")
         (writer.partitionBy(PARTITION_COLUMN) if PARTITION_COLUMN in df.columns else writer).save(target)
         appended += df.count()
+    return {"records_appended": appended, "base_full_link_seconds": base.stage_seconds,
+            "base_records": base.crosswalk_rows}
+
+
+def step_project_incremental(p: dict[str, Any]) -> dict[str, Any]:
+    """Part 2 (timed): ``jobs/link.py --incremental`` in a fresh process, as a scheduled run starts."""
+    from bold_spark.incremental import link_incremental
+    from bold_spark.session import build_session
+
+    config = _incremental_config(p)
+    spark = build_session(config.spark)
     start = time.perf_counter()
     record = link_incremental(spark, config)
     wall = time.perf_counter() - start
+    base = json.loads(Path(p["base_result"]).read_text(encoding="utf-8"))
     return {"wall_seconds": round(wall, 3), "stage_seconds": record.stage_seconds, "records": record.crosswalk_rows,
-            "records_appended": appended, "edges": record.edges_recorded, "clusters": record.clusters,
-            "base_full_link_seconds": base.stage_seconds, "base_records": base.crosswalk_rows}
+            "edges": record.edges_recorded, "clusters": record.clusters, "message": record.message, **base}
 
 
 # --- the same model for the baselines ---------------------------------------------------------------------------
@@ -353,7 +379,8 @@ def step_evaluate(p: dict[str, Any]) -> dict[str, Any]:
 
 STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "data": step_data, "project_train": step_project_train, "export": step_export,
-    "project_link": step_project_link, "project_incremental": step_project_incremental, "duckdb": step_duckdb,
+    "project_link": step_project_link, "project_incremental_base": step_project_incremental_base,
+    "project_incremental": step_project_incremental, "duckdb": step_duckdb,
     "spark_default": step_spark_default,
     "evaluate": step_evaluate,
 }

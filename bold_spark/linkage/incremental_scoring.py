@@ -2,15 +2,17 @@
 
 The workspace's input is the whole current population, so term frequencies are computed on all of it (as a full
 run's predict would) and registered before scoring the changed records against the rest and each other. Together
-the two calls produce exactly the blocked pairs of a full predict that have at least one changed side.
+the two calls produce exactly the blocked pairs of a full predict that have at least one changed side. "The rest"
+is cut first to the records sharing a block key with a changed record (the only ones a rule can pair with one).
 """
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pyspark.sql import DataFrame, functions as F
 
-from bold_spark.linkage.model import SplinkWorkspace
+from bold_spark.linkage.model import SplinkWorkspace, blocking_candidates
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def _edges(predictions: DataFrame) -> DataFrame:
 
 
 def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, unchanged: DataFrame, *,
-                           threshold: float, run_id: str) -> DataFrame:
+                           blocking_rules: list[Any], threshold: float, run_id: str) -> DataFrame:
     """Edges (as ``predict_edges``) at or above ``threshold`` with at least one side in ``changed``.
 
     ``changed`` and ``unchanged`` partition the workspace's input (same columns). Within-pair orientation follows
@@ -39,8 +41,12 @@ def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, uncha
         linker.table_management.compute_tf_table(column.unquote().name)
     db_api = linker._db_api
     tag = "".join(ch if ch.isalnum() else "_" for ch in run_id)
+    # Only the records that share a block with a changed one can pair with it: the rest of the population
+    # (most of it) is left out of Splink's concatenated input, which it materialises with term frequencies.
+    candidates = blocking_candidates(unchanged, changed, blocking_rules).checkpoint()
+    log.info("incremental scoring: %d records share a block with a changed record", candidates.count())
     changed_sdf = db_api.register(changed, table_name=f"bold_changed_{tag}")
-    unchanged_sdf = db_api.register(unchanged, table_name=f"bold_unchanged_{tag}")
+    unchanged_sdf = db_api.register(candidates, table_name=f"bold_unchanged_{tag}")
     between = linker.inference.predict_between(changed_sdf, unchanged_sdf, threshold_match_probability=threshold,
                                                warning_mode="never")
     within = linker.inference.predict_within(changed_sdf, threshold_match_probability=threshold,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession, Window, functions as F
+from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F
 
 from bold_spark.config import LinkageSettings
 from bold_spark.errors import ConfigError, DataQualityError
@@ -123,6 +123,40 @@ class RuleBlocks:
     largest: list[dict[str, int]]  # records on each side and pairs, biggest first
 
 
+def _equi_join_conditions(specs: list[Any]) -> list[list[tuple[str, str]]]:
+    from splink.internals.blocking_analysis import _as_blocking_rule
+
+    return [_as_blocking_rule(build_blocking_rule(spec), "spark")._equi_join_conditions for spec in specs]
+
+
+def _same_on_both_sides(conds: list[tuple[str, str]]) -> bool:
+    return bool(conds) and all(l_expr.strip() == r_expr.strip() for l_expr, r_expr in conds)
+
+
+def _block_key(rule: int, conds: list[tuple[str, str]]) -> Column:
+    """(rule, key) of a record under a rule whose sides use the same key expressions; null if a key is null."""
+    keys = [F.expr(l_expr).cast("string") for l_expr, _ in conds]
+    present = F.lit(True)
+    for k in keys:
+        present = present & k.isNotNull()
+    # A separator no key contains keeps keys distinct.
+    return F.when(present, F.struct(F.lit(rule).alias("rule"), F.concat_ws("\u241f", *keys).alias("key")))
+
+
+def blocking_candidates(others: DataFrame, changed: DataFrame, specs: list[Any]) -> DataFrame:
+    """The records of ``others`` that share a block with some record of ``changed`` under at least one rule: every
+    pair the rules can generate between the two has its ``others`` side here. ``others`` whole when a rule's
+    equality keys differ between its sides or it has none (then every record may pair)."""
+    conditions = _equi_join_conditions(specs)
+    if not all(_same_on_both_sides(conds) for conds in conditions):
+        return others
+    keys = F.array(*[_block_key(i, conds) for i, conds in enumerate(conditions)])
+    changed_keys = changed.select(F.explode(keys).alias("k")).where(F.col("k").isNotNull()).distinct()
+    sharing = (others.select("source_system", "source_record_id", F.explode(keys).alias("k"))
+               .join(changed_keys, "k", how="left_semi").select("source_system", "source_record_id").distinct())
+    return others.join(sharing, ["source_system", "source_record_id"], how="left_semi")
+
+
 def block_statistics(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLOCKS) -> list[RuleBlocks]:
     """Per rule, from the sizes of the blocks its equality keys make in ``persons``: the pairs they generate and
     the ``n`` biggest blocks. Rules whose two sides use the same key expressions (the usual case) share one
@@ -131,9 +165,7 @@ def block_statistics(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_B
     No join is run, so this is safe to call before a rule that would explode. A record with a null key is in no
     block (null never equals null in the join).
     """
-    from splink.internals.blocking_analysis import _as_blocking_rule
-
-    conditions = [_as_blocking_rule(build_blocking_rule(spec), "spark")._equi_join_conditions for spec in specs]
+    conditions = _equi_join_conditions(specs)
     out: list[RuleBlocks] = [RuleBlocks(0, []) for _ in specs]
     keyed = []
     for i, conds in enumerate(conditions):
@@ -141,13 +173,8 @@ def block_statistics(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_B
             total = persons.count()
             pairs = total * (total - 1) // 2
             out[i] = RuleBlocks(pairs, [{"records_l": total, "records_r": total, "pairs": pairs}])
-        elif all(l_expr.strip() == r_expr.strip() for l_expr, r_expr in conds):
-            keys = [F.expr(l_expr).cast("string") for l_expr, _ in conds]
-            present = F.lit(True)
-            for k in keys:
-                present = present & k.isNotNull()
-            # One row per (rule, record) with the rule's key; a separator no key contains keeps keys distinct.
-            keyed.append(F.when(present, F.struct(F.lit(i).alias("rule"), F.concat_ws("\u241f", *keys).alias("key"))))
+        elif _same_on_both_sides(conds):
+            keyed.append(_block_key(i, conds))
         else:  # l.a = r.b: a block is the records of each side that share the key
             def sizes(exprs: list[str], name: str) -> DataFrame:
                 return persons.select(*[F.expr(e).alias(f"key_{j}") for j, e in enumerate(exprs)]).dropna() \

@@ -120,3 +120,20 @@ def test_per_rule_cap_is_optional_and_validated():
     assert config.linkage.max_comparisons_per_rule == 2.5e7
     with pytest.raises(ConfigError, match=r"local\.yaml: linkage\.max_comparisons_per_rule: expected a number"):
         load_config(root / "conf" / "local.yaml", overrides={"linkage": {**linkage, "max_comparisons_per_rule": "x"}})
+
+
+def test_blocking_candidates_are_the_records_sharing_a_block_with_a_changed_one(spark):
+    schema = "source_system string, source_record_id string, surname string, birth_year int, postcode string"
+    changed = spark.createDataFrame([("a", "c1", "smith", 1980, None), ("a", "c2", "jones", None, "AB1 2CD")], schema)
+    others = spark.createDataFrame([
+        ("b", "o1", "smith", 1980, "ZZ9 9ZZ"),   # same surname and year as c1
+        ("b", "o2", "smith", 1981, "ZZ9 9ZZ"),   # same surname only: no rule's whole key
+        ("b", "o3", "brown", 1975, "AB1 2CD"),   # same postcode as c2
+        ("b", "o4", "jones", None, None),        # c2's surname, but c2 has no birth year: null keys block nothing
+    ], schema)
+    rules = [["surname", "birth_year"], ["postcode"]]
+    found = splink_model.blocking_candidates(others, changed, rules)
+    assert sorted(r["source_record_id"] for r in found.collect()) == ["o1", "o3"]  # four test rows
+    assert found.columns == others.columns
+    # a rule whose sides use different columns can pair anything: nothing is left out
+    assert splink_model.blocking_candidates(others, changed, [*rules, "l.surname = r.postcode"]).count() == 4
