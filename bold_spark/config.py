@@ -708,5 +708,5 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
         views = parse_views((file.parent / views_file).resolve(), sources=[s.name for s in sources])
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
-                     scratch_dir=scratch_dir, state_dir=state_dir, quality=quality, publish_gate=publish_gate, report=report,
-                     validation=validation, privacy=privacy, views=views)
+                     scratch_dir=scratch_dir, state_dir=state_dir, quality=quality, publish_gate=publish_gate,
+                     report=report, validation=validation, privacy=privacy, views=views)

@@ -19,8 +19,8 @@
 Differences from a full run on the same data: pairs between two unchanged records keep the scores they got when
 they were scored, while a full run rescores them with term frequencies of the current population; a pair whose
 probability crosses cluster_threshold only through that shift clusters differently. An unchanged record keeps the
-validation verdict it was stored with (a date of birth after the run date is not judged again as days pass). Both runs carry ids forward,
-but over different histories, so compare partitions of records, not ids.
+validation verdict it was stored with (a date of birth after the run date is not judged again as days pass). Both
+runs carry ids forward, but over different histories, so compare partitions of records, not ids.
 """
 from __future__ import annotations
 

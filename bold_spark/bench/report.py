@@ -158,8 +158,8 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
            f"match probability >= {results['edge_threshold']}, clustered at >= {results['cluster_threshold']} "
            "(the same for all three systems). The baselines link with the model bold_spark trained in the same run "
            "(no training of their own); each system ran in its own process. In local mode the driver JVM is "
-           "also the executor, so 'driver JVM' is all of Spark's memory. Default Spark: plain session, Splink's "
-           f"jar, SparkAPI defaults, spark.driver.memory {results['default_spark_driver_memory'] or '1g (default)'}.",
+           "also the executor (executor JVMs 0), so 'driver JVM' is all of Spark's memory. Default Spark: plain "
+           f"session, Splink's jar, SparkAPI defaults, spark.driver.memory {results['default_spark_driver_memory'] or '1g (default)'}.",
            ""]
     for scale, s in sorted(summaries.items()):
         data = s["data"] or {}
@@ -169,13 +169,14 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 f"{s['comparisons_per_rule']}). Same records for every system: {s['same_records']} {s['records']}. "
                 f"Export of standardised records for the baselines: {_fmt(s['export_seconds'])} s (not counted).", "",
                 "| system | status | seconds per stage | total s | records/s | comparisons/s | peak RSS driver JVM "
-                "MiB | peak RSS python MiB | precision | recall | F1 |",
-                "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "MiB | peak RSS executor JVMs MiB | peak RSS python MiB | precision | recall | F1 |",
+                "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for row in s["rows"].values():
             mem = row.get("memory", {})
             out.append(f"| {row['system']} | {row['status']} | {_stages(row)} | {_fmt(row.get('total_seconds'))} | "
                        f"{_fmt(row.get('records_per_second'), 0)} | {_fmt(row.get('comparisons_per_second'), 0)} | "
-                       f"{_fmt(mem.get('driver_jvm_mib'))} | {_fmt(mem.get('python_mib'))} | "
+                       f"{_fmt(mem.get('driver_jvm_mib'))} | {_fmt(mem.get('executor_jvm_mib'))} | "
+                       f"{_fmt(mem.get('python_mib'))} | "
                        f"{_fmt(row.get('precision'), 4)} | {_fmt(row.get('recall'), 4)} | {_fmt(row.get('f1'), 4)} |")
         r = s["ratios"]
         out += ["", f"Ratios: bold_spark link / DuckDB {_fmt(r.get('project_over_duckdb'), 2)}; default Spark / "

@@ -2,8 +2,9 @@
 
 Steps per scale, in order (see steps.py): data (cached), project_train, export (the standardised records for the
 baselines), project_link, project_incremental_base and project_incremental (a full link on 99%, then the 1%
-appended and linked incrementally in a fresh process), duckdb, spark_default, evaluate. A failed step is recorded with its exit code and log
-file (logs can hold Spark's messages, so only their path goes in the results) and the steps that need it skipped.
+appended and linked incrementally in a fresh process), duckdb, spark_default, evaluate. A failed step is recorded
+with its exit code and log file (logs can hold Spark's messages, so only their path goes in the results) and the
+steps that need it skipped.
 """
 from __future__ import annotations
 

@@ -182,7 +182,9 @@ def _incremental_config(p: dict[str, Any]):
     root = Path(p["incremental_dir"])
     return dataclasses.replace(
         config,
-        spark=dataclasses.replace(config.spark, metastore_dir=root / "metastore", warehouse_dir=root / "warehouse"),
+        spark=dataclasses.replace(config.spark, metastore_dir=root / "metastore", warehouse_dir=root / "warehouse",
+                                  checkpoint_dir=root / "checkpoints"),
+        scratch_dir=root / "scratch",  # the same in both steps: the configuration digest must not change
         sources=tuple(dataclasses.replace(s, table=dataclasses.replace(s.table, path=str(root / "sources" / s.name)))
                       for s in config.sources),
         state_dir=root / "state")

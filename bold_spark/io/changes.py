@@ -78,7 +78,8 @@ def rows_in_files(df: DataFrame, names: set[str] | frozenset[str], *, inside: bo
 
 class Changes(NamedTuple):
     ids: DataFrame  # (source_system, source_record_id) of every record inserted, updated or deleted
-    how: str  # "unchanged", "all", "change data feed", "appended files", "version diff of changed files" or "version diff"
+    # "unchanged", "all", "change data feed", "appended files", "version diff of changed files" or "version diff"
+    how: str
     appended_files: frozenset[str] | None = None  # "appended files": the names of the new data files
 
 
