@@ -212,8 +212,8 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     standardised = kept.unionByName(fresh)
     counts = _counts(standardised)
     rows_now = reduce(DataFrame.unionByName, [raw.select(F.lit(s.source_system).alias("source_system"))
-                                              for raw, s in reads]).groupBy("source_system").count().collect()
-    for row in rows_now:  # bounded: one row per source
+                                              for raw, s in reads]).groupBy("source_system").count()
+    for row in rows_now.collect():  # bounded: one row per source
         derived = counts.get(row["source_system"], {}).get("records_read", 0)
         if derived != row["count"]:
             raise DataQualityError(f"source {row['source_system']}: accounting: the table has {row['count']} "
