@@ -39,15 +39,21 @@ def checkpoints_under(spark: SparkSession, path: str) -> Iterator[None]:
     A checkpoint cuts a plan to a file scan: a run that derives its input from many reads and joins would
     otherwise have Spark analyse that whole lineage again for every query built on it.
     """
-    sc = spark.sparkContext
-    previous = sc._jsc.sc().getCheckpointDir()
-    sc.setCheckpointDir(path)
+    previous = _swap_checkpoint_dir(spark, path)
     try:
         yield
     finally:
         _delete_path(spark, path)
-        if not previous.isEmpty():
-            sc.setCheckpointDir(previous.get())
+        if previous:
+            spark.sparkContext.setCheckpointDir(previous)
+
+
+def _swap_checkpoint_dir(spark: SparkSession, path: str) -> str | None:
+    """Send the session's checkpoints to ``path``; returns the folder they went to before (None if unset)."""
+    sc = spark.sparkContext
+    previous = sc._jsc.sc().getCheckpointDir()
+    sc.setCheckpointDir(path)
+    return previous.get() if not previous.isEmpty() else None
 
 
 @dataclass
@@ -76,11 +82,8 @@ def open_workspace(spark: SparkSession, persons: DataFrame, *, settings: Any, li
     """Register ``persons`` (canonical + linkage columns) with Splink on Spark under a per-run scratch folder."""
     from splink import Linker, SparkAPI
 
-    sc = spark.sparkContext
-    previous = sc._jsc.sc().getCheckpointDir()
-    previous_dir = previous.get() if not previous.isEmpty() else None
     scratch_path = f"{str(scratch_dir).rstrip('/')}/{run_id}"
-    sc.setCheckpointDir(scratch_path)
+    previous_dir = _swap_checkpoint_dir(spark, scratch_path)
     db_api = SparkAPI(spark_session=spark, break_lineage_method=linkage.break_lineage_method,
                       num_partitions_on_repartition=max(2, int(spark.conf.get("spark.sql.shuffle.partitions"))))
     view = "bold_persons_" + "".join(ch if ch.isalnum() else "_" for ch in run_id)
