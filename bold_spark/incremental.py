@@ -71,25 +71,24 @@ def _side(edges: DataFrame, side: str) -> DataFrame:
                         F.col(f"source_record_id_{side}").alias("source_record_id"))
 
 
+def _join_side(edges: DataFrame, records: DataFrame, side: str, *, how: str, small: bool = False) -> DataFrame:
+    """``edges`` joined (``how``) with ``records(source_system, source_record_id)`` on side ``side``'s keys."""
+    keys = [f"source_system_{side}", f"source_record_id_{side}"]
+    renamed = records.select(*KEYS).toDF(*keys)
+    return edges.join(F.broadcast(renamed) if small else renamed, keys, how=how)
+
+
 def edges_touching(edges: DataFrame, records: DataFrame) -> DataFrame:
     """Keys (EDGE_KEYS) of the edges with at least one side in ``records(source_system, source_record_id)``."""
-    r = records.select(*KEYS)
-    on_l = edges.join(r.withColumnRenamed("source_system", "source_system_l")
-                      .withColumnRenamed("source_record_id", "source_record_id_l"),
-                      ["source_system_l", "source_record_id_l"], how="left_semi")
-    on_r = edges.join(r.withColumnRenamed("source_system", "source_system_r")
-                      .withColumnRenamed("source_record_id", "source_record_id_r"),
-                      ["source_system_r", "source_record_id_r"], how="left_semi")
+    on_l = _join_side(edges, records, "l", how="left_semi")
+    on_r = _join_side(edges, records, "r", how="left_semi")
     return on_l.select(*EDGE_KEYS).unionByName(on_r.select(*EDGE_KEYS)).distinct()  # keys: maps cannot be distinct
 
 
 def _edges_within(edges: DataFrame, records: DataFrame) -> DataFrame:
     """The edges with both ends in ``records(source_system, source_record_id)`` (a small set: broadcast)."""
-    r = F.broadcast(records.select(*KEYS))
     for side in ("l", "r"):
-        edges = edges.join(r.withColumnRenamed("source_system", f"source_system_{side}")
-                           .withColumnRenamed("source_record_id", f"source_record_id_{side}"),
-                           [f"source_system_{side}", f"source_record_id_{side}"], how="left_semi")
+        edges = _join_side(edges, records, side, how="left_semi", small=True)
     return edges
 
 
@@ -97,9 +96,7 @@ def current_edges(old_edges: DataFrame, new_edges: DataFrame, dirty: DataFrame) 
     """The edge store after this run: old edges with no dirty side, plus the new edges (which all have one)."""
     keep = old_edges
     for side in ("l", "r"):
-        keep = keep.join(dirty.withColumnRenamed("source_system", f"source_system_{side}")
-                         .withColumnRenamed("source_record_id", f"source_record_id_{side}"),
-                         [f"source_system_{side}", f"source_record_id_{side}"], how="left_anti")
+        keep = _join_side(keep, dirty, side, how="left_anti")
     return conform(keep, MATCH_EDGES).unionByName(conform(new_edges, MATCH_EDGES))
 
 
