@@ -10,6 +10,7 @@ SCALE ?= 20000
 SCALES ?= 100000,1000000
 RUN_ID ?=
 SEED ?= 7
+LINKAGE ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
@@ -89,7 +90,7 @@ submit-cluster: setup
 
 # bold_spark vs Splink on DuckDB vs default Splink on Spark, same data and model: var/bench/results/<timestamp>.md/.json
 bench: setup
-	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED)
+	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED) $(if $(LINKAGE),--linkage $(LINKAGE))
 
 # The project's train and link on the standalone cluster with 1, then 2 workers of 1 core each (scale-out).
 SCALE_OUT ?= 100000

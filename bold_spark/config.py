@@ -627,6 +627,22 @@ def _check_rules(node: _Node, key: str, rules: list[Any]) -> None:
                       f"{key}[{i}]")
 
 
+def _linkage_mapping(file: Path, base_dir: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """A linkage file's settings; ``extends: other.yaml`` (relative to the file) takes every top-level key of
+    that file (itself checked first, so its errors name it) that this one does not set: a national-scale variant
+    can change the blocking rules and keep the model's comparisons."""
+    data = _load_yaml(file)
+    if not isinstance(data, Mapping) or "extends" not in data:
+        return data
+    node = _Node(data, file, "")
+    base_file = (file.parent / node.str("extends")).resolve()
+    if base_file in (file, *seen):
+        node.fail(f"{base_file} extends itself (directly or through other files)", "extends")
+    base = _linkage_mapping(base_file, base_dir, (*seen, file))
+    _parse_linkage(_Node(base, base_file, ""), base_dir)
+    return {**base, **{k: v for k, v in data.items() if k != "extends"}}
+
+
 def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None) -> JobConfig:
     """Load and validate an environment config and all the source files it names.
 
@@ -689,7 +705,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     linkage_raw = top._get("linkage", True, None)
     if isinstance(linkage_raw, str):  # the model's settings live in their own file, shared between environments
         linkage_file = (file.parent / linkage_raw).resolve()
-        linkage = _parse_linkage(_Node(_load_yaml(linkage_file), linkage_file, ""), base_dir)
+        linkage = _parse_linkage(_Node(_linkage_mapping(linkage_file, base_dir), linkage_file, ""), base_dir)
     else:
         linkage = _parse_linkage(top.node("linkage"), base_dir)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))

@@ -12,8 +12,9 @@
    are carried forward within them by ``assign_stable_ids``. Other clusters cannot change: no edge at the
    threshold joins them to anything that changed.
 6. bold.match_edges and bold.crosswalk are updated with one Delta MERGE each (edges of dirty records removed, new
-   ones added; affected records upserted, records gone from the input deleted); rejects and the stored records
-   are replaced; events appended. Crosswalk rows of untouched clusters keep the run_id of the run that last
+   ones added; affected records upserted, records gone from the input deleted), and so are the stored records
+   (bold_spark/io/state.py); rejects are replaced; events appended. Deletion vectors keep each MERGE from
+   rewriting the unchanged rows. Crosswalk rows of untouched clusters keep the run_id of the run that last
    assigned them.
 
 Differences from a full run on the same data: pairs between two unchanged records keep the scores they got when
@@ -39,7 +40,7 @@ from bold_spark.io.changes import Changes, changed_record_ids
 from bold_spark.io.delta import ensure_database, overwrite_table, write_concurrently
 from bold_spark.linkage import model as splink_model
 from bold_spark.linkage.incremental_scoring import predict_edges_touching
-from bold_spark.io.state import read_state, state_path, write_state
+from bold_spark.io.state import read_state, state_path, update_state
 from bold_spark.pipeline import (
     RunRecord,
     _inputs_for_record,
@@ -183,7 +184,7 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                                 "every source", last["run_id"], state_path(config))
                     prepared = prepare_input(spark, config, as_of=as_of, reads=reads)
                 else:
-                    prepared = prepare_changed_input(spark, config, reads, stored=stored, changes=changes,
+                    prepared = prepare_changed_input(spark, config, reads, stored_records=stored, changes=changes,
                                                      as_of=as_of)
                 record.inputs = _inputs_for_record(prepared)
                 restandardised = sum(p.rows for p in prepared.profiles.values())
@@ -204,7 +205,7 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
             try:
                 if dirty_count == 0:
                     _publish_nothing(record, previous)
-                    write_state(prepared.standardised, config, run_id=record.run_id)  # the next run starts here
+                    _store_records(prepared, config, record.run_id)  # the next run starts here
                     return record
                 _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_edges, prepared,
                         settings, threshold)
@@ -224,6 +225,11 @@ def _find_changes(spark: SparkSession, config: JobConfig, reads: list, last: dic
         futures = {source.name: pool.submit(find, source, snapshot)
                    for source, (_, snapshot) in zip(config.sources, reads)}
     return {name: future.result() for name, future in futures.items()}
+
+
+def _store_records(prepared, config: JobConfig, run_id: str) -> None:
+    how = update_state(prepared.state_changes, prepared.standardised, config, run_id=run_id)
+    log.info("incremental link: stored records %s", how)
 
 
 def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
@@ -289,7 +295,7 @@ def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_
                                                              out.qualified("match_edges"), keys=EDGE_KEYS),
                 "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
                                                    out.qualified("rejects"), partition_by=["source_system"]),
-                "state": lambda: write_state(prepared.standardised, config, run_id=record.run_id),
+                "state": lambda: _store_records(prepared, config, record.run_id),
             })
             # Then the crosswalk in one MERGE transaction, then the events that describe it.
             history.merge_changes(xw_changes, out.qualified("crosswalk"), keys=KEYS)

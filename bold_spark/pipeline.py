@@ -32,7 +32,7 @@ from bold_spark.linkage import model as splink_model
 from bold_spark.crosswalk.build import build_crosswalk
 from bold_spark.io import history
 from bold_spark.io.changes import Changes, rows_in_files
-from bold_spark.io.state import write_state
+from bold_spark.io.state import StateChanges, StoredRecords, write_state
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
 from bold_spark.validate import SourceProfile, validate_sources
 from bold_spark.crosswalk.department_views import create_department_views
@@ -121,6 +121,7 @@ class PreparedInput:
     snapshots: list[SourceSnapshot]
     counts: dict[str, dict[str, Any]]  # per source: records read/accepted/rejected, invalid values
     profiles: dict[str, SourceProfile] = field(default_factory=dict)  # per source: validation counts of the raw read
+    state_changes: StateChanges | None = None  # incremental: how ``standardised`` differs from the stored records
 
     def release(self) -> None:
         self.standardised.unpersist()
@@ -175,7 +176,8 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
 
 
 def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tuple[DataFrame, SourceSnapshot]], *,
-                          stored: DataFrame, changes: dict[str, Changes], as_of: str | None = None) -> PreparedInput:
+                          stored_records: StoredRecords, changes: dict[str, Changes],
+                          as_of: str | None = None) -> PreparedInput:
     """prepare_input's result from the records the last run stored (bold_spark/io/state.py) plus what changed.
 
     Read, validated and standardised again: every row of a changed id (a repeated id is judged on all its
@@ -185,6 +187,7 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     records. Each source's total is then checked against its current row count, so a missed change stops the run.
     """
     latest = F.lit(as_of).cast("date") if as_of else None
+    stored, stored_version = stored_records
     stored_ids = stored.select(*KEYS).where(F.col("source_record_id").isNotNull())
     subsets, kept_null_ids = [], []
     for (raw, _), source in zip(reads, config.sources):
@@ -204,12 +207,20 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     # is long, and every later query would analyse it again; the stored records are one scan.
     fresh = fresh.checkpoint()
     reread = [name for name, found in changes.items() if found.how == "all"]
-    kept = stored.where(F.col("source_system").isin([s.name for s in config.sources if s.name not in reread]))
+    configured = [s.name for s in config.sources]
+    kept = stored.where(F.col("source_system").isin([name for name in configured if name not in reread]))
     kept = (kept.where(F.col("source_record_id").isNotNull())
             .join(changed_ids(changes), KEYS, how="left_anti")
             .unionByName(kept.where(F.col("source_record_id").isNull()
                                     & F.col("source_system").isin(kept_null_ids))))
     standardised = kept.unionByName(fresh)
+    state_changes = None  # a source read whole, or one no longer configured: the next stored records are rewritten
+    if not reread and stored.where(~F.col("source_system").isin(configured)).limit(1).count() == 0:  # bounded
+        # A null id stands for every stored row without an id, of the sources whose id-less rows were read again.
+        reread_null_ids = spark.createDataFrame([(name, None) for name in configured if name not in kept_null_ids],
+                                                "source_system string, source_record_id string")
+        state_changes = StateChanges(fresh, changed_ids(changes).select(*KEYS).unionByName(reread_null_ids),
+                                     stored_version)
     counts = _counts(standardised)
     rows_now = reduce(DataFrame.unionByName, [raw.select(F.lit(s.source_system).alias("source_system"))
                                               for raw, s in reads]).groupBy("source_system").count()
@@ -219,7 +230,7 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
             raise DataQualityError(f"source {row['source_system']}: accounting: the table has {row['count']} "
                                    f"records but the last run's records and the changes give {derived}; run a "
                                    "full link")
-    return PreparedInput(standardised, [s for _, s in reads], counts, profiles)
+    return PreparedInput(standardised, [s for _, s in reads], counts, profiles, state_changes)
 
 
 def changed_ids(changes: dict[str, Changes]) -> DataFrame:

@@ -123,6 +123,14 @@ def _stages(row: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in row.get("stage_seconds", {}).items())
 
 
+def _machine_memory_mib() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            return next(int(line.split()[1]) // 1024 for line in meminfo if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def checks(summaries: dict[int, dict[str, Any]], scale_ratio: dict[str, dict[int, float]]) -> list[str]:
     """The issue's targets, evaluated on whatever scales ran (a target whose scale did not run is not shown)."""
     lines = []
@@ -142,6 +150,12 @@ def checks(summaries: dict[int, dict[str, Any]], scale_ratio: dict[str, dict[int
         r = s1m["ratios"]["incremental_over_full"]
         lines.append(f"- 1M: incremental link of 1% new records / full link = {r:.2f} (issue 5 target <= 0.20): "
                      f"{'met' if r <= 0.2 else 'NOT met'}")
+    s10m = summaries.get(10_000_000)
+    if s10m and "project" in s10m["rows"]:
+        row, machine = s10m["rows"]["project"], _machine_memory_mib()
+        peak = (row.get("memory") or {}).get("total_mib")
+        lines.append(f"- 10M: bold_spark link {row['status']}, peak RSS {peak or '?'} MiB of the machine's "
+                     f"{machine or '?'} MiB: {'met' if row['status'] == 'ok' else 'NOT met'}")
     for scale, s in sorted(summaries.items()):
         if "f1_project_minus_duckdb" in s["ratios"]:
             d = s["ratios"]["f1_project_minus_duckdb"]
@@ -153,8 +167,10 @@ def checks(summaries: dict[int, dict[str, Any]], scale_ratio: dict[str, dict[int
 def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     summaries = {int(scale): summarise_scale(steps) for scale, steps in results["steps"].items()}
     scale_ratio = scaling(summaries)
+    linkage = results.get("linkage") or "(the config's)"
     out = [f"# Benchmark {results['timestamp']}", "",
-           f"Config {results['conf']}, Spark master {results['spark_master']}, seed {results['seed']}; pairs kept at "
+           f"Config {results['conf']}, linkage {linkage}, "
+           f"Spark master {results['spark_master']}, seed {results['seed']}; pairs kept at "
            f"match probability >= {results['edge_threshold']}, clustered at >= {results['cluster_threshold']} "
            "(the same for all three systems). The baselines link with the model bold_spark trained in the same run "
            "(no training of their own); each system ran in its own process. In local mode the driver JVM is "

@@ -50,14 +50,15 @@ def run_step(step: str, params: dict[str, Any], *, run_dir: Path, sample_executo
 
 def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, systems: tuple[str, ...],
               master: str, default_driver_memory: str | None, event_log: bool,
-              keep_intermediate: bool = False, executor_memory: str | None = None) -> dict[str, dict[str, Any]]:
+              keep_intermediate: bool = False, executor_memory: str | None = None,
+              linkage: str | None = None) -> dict[str, dict[str, Any]]:
     run_dir.mkdir(parents=True, exist_ok=True)
     data_dir = root / "data" / f"{scale}-{seed}"
     data_dir.mkdir(parents=True, exist_ok=True)
     crosswalks = {s: str(run_dir / f"crosswalk_{s}") for s in systems}
     base = {"conf": conf, "scale": scale, "seed": seed, "data_dir": str(data_dir),
             "model_path": str(run_dir / "model" / "uk_person.json"), "persons_path": str(run_dir / "persons"),
-            "master": master, "executor_memory": executor_memory}
+            "master": master, "executor_memory": executor_memory, "linkage": linkage}
     if event_log:
         base["event_log_dir"] = str(run_dir / "eventlog")
     plan = ["data", "project_train"]
@@ -94,12 +95,14 @@ def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, sy
 def run_bench(*, conf: str, scales: list[int], seed: int, root: Path, systems: tuple[str, ...] = SYSTEMS,
               default_driver_memory: str | None = None, event_log: bool = False,
               keep_intermediate: bool = False, master: str | None = None,
-              executor_memory: str | None = None) -> tuple[Path, dict[str, Any]]:
+              executor_memory: str | None = None, linkage: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Run every scale and write ``results/<timestamp>.md`` and ``.json`` under ``root``; returns the markdown path
     and the results. ``master`` (default the config's) is where every Spark step runs."""
     from bold_spark.config import load_config
 
-    config = load_config(conf)  # fail on a bad config before any subprocess starts
+    if linkage:  # a path given on the command line: relative to where the bench was started, not to conf's folder
+        linkage = str(Path(linkage).resolve())
+    config = load_config(conf, overrides={"linkage": linkage} if linkage else None)  # fail before any subprocess
     master = master or config.spark.master
     if default_driver_memory is None:  # the same memory as the project's job: compare settings, not heap size
         default_driver_memory = config.spark.conf.get("spark.driver.memory")
@@ -111,8 +114,10 @@ def run_bench(*, conf: str, scales: list[int], seed: int, root: Path, systems: t
         per_scale[scale] = run_scale(conf=conf, scale=scale, seed=seed, root=root,
                                      run_dir=results_dir / stamp / str(scale), systems=systems, master=master,
                                      default_driver_memory=default_driver_memory, event_log=event_log,
-                                     keep_intermediate=keep_intermediate, executor_memory=executor_memory)
-    results = {"timestamp": stamp, "conf": str(conf), "seed": seed, "scales": scales, "systems": list(systems),
+                                     keep_intermediate=keep_intermediate, executor_memory=executor_memory,
+                                     linkage=linkage)
+    results = {"timestamp": stamp, "conf": str(conf), "linkage": linkage or "(the config's)", "seed": seed,
+               "scales": scales, "systems": list(systems),
                "spark_master": master, "default_spark_driver_memory": default_driver_memory,
                "edge_threshold": config.linkage.edge_threshold, "cluster_threshold": config.linkage.cluster_threshold,
                "steps": {str(k): v for k, v in per_scale.items()}}

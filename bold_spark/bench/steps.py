@@ -44,15 +44,16 @@ class Timer:
 # --- configuration --------------------------------------------------------------------------------------------
 
 def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, event_log_dir: str | None = None,
-                 master: str | None = None, executor_memory: str | None = None):
+                 master: str | None = None, executor_memory: str | None = None, linkage: str | None = None):
     """The environment config with its sources pointed at the cached data and everything it writes (warehouse,
     checkpoints, scratch, state, model) under ``work_dir``, in an in-memory catalog (database ``bench``), so a bench run
     neither touches the persistent catalog nor needs its Derby lock. Spark and linkage settings stay as tuned;
-    ``master`` (with ``executor_memory``) runs the project's steps on a cluster instead of the config's master."""
+    ``master`` (with ``executor_memory``) runs the project's steps on a cluster instead of the config's master;
+    ``linkage`` replaces the config's linkage file (the same model with other blocking rules, say)."""
     from bold_spark.config import TableRef, load_config
     from bold_spark.errors import ConfigError
 
-    config = load_config(conf)
+    config = load_config(conf, overrides={"linkage": linkage} if linkage else None)
     work = Path(work_dir)
     spark_conf = dict(config.spark.conf)
     if event_log_dir:
@@ -83,7 +84,7 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
 def _config(p: dict[str, Any]):
     return bench_config(p["conf"], data_dir=p["data_dir"], work_dir=p["work_dir"], model_path=p["model_path"],
                         event_log_dir=p.get("event_log_dir"), master=p.get("master"),
-                        executor_memory=p.get("executor_memory"))
+                        executor_memory=p.get("executor_memory"), linkage=p.get("linkage"))
 
 
 # --- data ------------------------------------------------------------------------------------------------------

@@ -105,20 +105,47 @@ def ensure_database(spark: SparkSession, output: OutputTables) -> None:
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {output.database}")
 
 
+# Row-level changes (an incremental run's MERGE, replaceWhere) mark replaced rows in deletion vectors instead of
+# rewriting every file that holds one: a MERGE of 20,000 changed rows into a 1,000,000-row crosswalk writes those
+# rows, not the million. Readers need Delta 2.3 or later (the project's own jars are 4.x).
+OUTPUT_TABLE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
+
+
 def overwrite_table(df: DataFrame, name: str, *, partition_by: list[str] | None = None) -> None:
     """Replace a table's contents in one Delta transaction: readers see the old version or the new one."""
     df = hold_during_write(df, name)  # test hook (BOLD_SPARK_PAUSE_AT), a no-op otherwise: see bold_spark/faults.py
     writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
-    spark = df.sparkSession
-    if spark.catalog.tableExists(name):
-        # An existing table is overwritten through its storage path (Delta's own overwrite, one commit). Spark's
-        # replace-table-as-select path corrupts a partitioned table's metadata after an empty overwrite (Delta 4.x).
-        location = spark.sql(f"DESCRIBE DETAIL {name}").select("location").first()["location"]  # bounded: one row
+    location = _location_if_exists(df.sparkSession, name)
+    if location:
         writer.save(location)
     else:
-        writer.saveAsTable(name)
+        writer.options(**OUTPUT_TABLE_PROPERTIES).saveAsTable(name)
+
+
+def _location_if_exists(spark: SparkSession, name: str) -> str | None:
+    """Where an existing catalog table's files are (given OUTPUT_TABLE_PROPERTIES if it lacks them, as a table
+    written before they existed does), or None if it does not exist.
+
+    Existing tables are rewritten through their storage path (Delta's own overwrite, one commit), not through the
+    catalog: Spark's replace-table-as-select path corrupts a partitioned table's metadata after an empty overwrite
+    (Delta 4.x), and a catalog write makes the Hive metastore try (and fail, logging an ERROR) to alter the
+    table's Hive schema, which Delta does not use.
+    """
+    if not spark.catalog.tableExists(name):
+        return None
+    detail = spark.sql(f"DESCRIBE DETAIL {name}").select("location", "properties").first()  # bounded: one row
+    with_output_properties(spark, detail["location"], detail["properties"])
+    return detail["location"]
+
+
+def with_output_properties(spark: SparkSession, location: str, properties: dict[str, str] | None) -> None:
+    """ALTER the Delta table at ``location`` to OUTPUT_TABLE_PROPERTIES where its ``properties`` differ."""
+    missing = {k: v for k, v in OUTPUT_TABLE_PROPERTIES.items() if (properties or {}).get(k) != v}
+    if missing:
+        settings = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({settings})")
 
 
 def write_concurrently(writes: dict[str, Callable[[], None]]) -> None:
@@ -194,8 +221,9 @@ def replace_rows(df: DataFrame, name: str, key: dict[str, str]) -> None:
 
     Every row of ``df`` must carry ``key``: Delta's replaceWhere refuses rows outside the condition.
     """
-    if df.sparkSession.catalog.tableExists(name):
+    location = _location_if_exists(df.sparkSession, name)
+    if location:
         condition = " AND ".join(f"{column} = {_sql_string(value)}" for column, value in key.items())
-        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).saveAsTable(name)
+        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(location)
     else:
-        df.write.format("delta").mode("overwrite").saveAsTable(name)
+        df.write.format("delta").mode("overwrite").options(**OUTPUT_TABLE_PROPERTIES).saveAsTable(name)

@@ -1,19 +1,23 @@
 """The standardised records a link run linked, kept so the next incremental run re-reads only what changed.
 
-One Delta table per output database under ``state_dir``, overwritten by every link run; each version is tagged
-with its run id (Delta commit ``userMetadata``), so an incremental run reads the version of the last successful run
-even when a later run failed or was held after writing its own. It holds personal data (standardised names, dates
+One Delta table per output database under ``state_dir``, overwritten by every full link run and changed in place
+by an incremental run (one MERGE: the rows of the changed ids out, their new rows in; deletion vectors keep it from
+rewriting the unchanged rows). Each version is tagged with its run id (Delta commit ``userMetadata``), so an
+incremental run reads the version of the last successful run even when a later run failed or was held after
+writing its own. It holds personal data (standardised names, dates
 of birth, postcodes): it lives beside the sources' access controls, not in the analysts' catalog.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from bold_spark.config import JobConfig
+from bold_spark.io.delta import OUTPUT_TABLE_PROPERTIES
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +28,61 @@ def state_path(config: JobConfig) -> Path:
     return config.state_dir / config.output.database / "standardised"
 
 
+class StoredRecords(NamedTuple):
+    records: DataFrame  # the standardised records of one run, as read at ``version``
+    version: int
+
+
+class StateChanges(NamedTuple):
+    """What an incremental run changed in the stored records it started from (``base_version``)."""
+    fresh: DataFrame  # the rows standardised again (stored columns)
+    replaced: DataFrame  # (source_system, source_record_id) whose stored rows go; a null id: every row without one
+    base_version: int
+
+
 def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> None:
     """Replace the stored records with this run's, in one Delta commit tagged with ``run_id``."""
     (standardised.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .option("userMetadata", run_id).partitionBy("source_system").save(str(state_path(config))))
+     .options(**OUTPUT_TABLE_PROPERTIES).option("userMetadata", run_id).partitionBy("source_system")
+     .save(str(state_path(config))))
 
 
-def read_state(spark: SparkSession, config: JobConfig, *, run_id: str) -> DataFrame | None:
+def update_state(changes: StateChanges | None, standardised: DataFrame, config: JobConfig, *, run_id: str) -> str:
+    """Store this run's records, ``standardised``: by applying ``changes`` to the version they were made against
+    (one MERGE commit tagged with ``run_id``) when that is still the newest version, else by rewriting them all.
+    Returns how ("merged" or "rewritten")."""
+    spark = standardised.sparkSession
+    path = str(state_path(config))
+    table = DeltaTable.forPath(spark, path) if changes is not None and DeltaTable.isDeltaTable(spark, path) else None
+    newest = table.history(1).select("version").first()["version"] if table else None  # bounded: one row
+    if table is None or newest != changes.base_version:
+        write_state(standardised, config, run_id=run_id)
+        return "rewritten"
+    columns = changes.fresh.columns
+    inserts = changes.fresh.select(*columns, F.lit(None).cast("string").alias("_key"), F.lit("insert").alias("_op"))
+    fields = {f.name: f.dataType for f in changes.fresh.schema.fields}
+    deletes = changes.replaced.select("source_system", "source_record_id").distinct().select(
+        *[(F.col("source_system") if c == "source_system" else F.lit(None).cast(fields[c])).alias(c)
+          for c in columns],
+        F.col("source_record_id").alias("_key"), F.lit("delete").alias("_op"))
+    # <=>: a null key deletes every stored row without an id (they are all read again); inserted rows never match.
+    condition = ("t.source_system = s.source_system AND t.source_record_id <=> s._key AND s._op = 'delete'")
+    tag = "spark.databricks.delta.commitInfo.userMetadata"  # DeltaMergeBuilder takes no commit options
+    spark.conf.set(tag, run_id)
+    try:
+        (table.alias("t").merge(inserts.unionByName(deletes).alias("s"), condition)
+         .whenMatchedDelete()
+         .whenNotMatchedInsert(condition="s._op = 'insert'", values={f"`{c}`": f"s.`{c}`" for c in columns})
+         .execute())
+    finally:
+        spark.conf.unset(tag)
+    if table.history(1).select("userMetadata").first()["userMetadata"] != run_id:  # bounded: one row
+        write_state(standardised, config, run_id=run_id)  # a MERGE that changed nothing commits nothing
+        return "rewritten"
+    return "merged"
+
+
+def read_state(spark: SparkSession, config: JobConfig, *, run_id: str) -> StoredRecords | None:
     """The records run ``run_id`` stored, or None when that version is not there (never stored, or replaced more
     than RECENT_VERSIONS runs ago)."""
     path = str(state_path(config))
@@ -41,4 +93,5 @@ def read_state(spark: SparkSession, config: JobConfig, *, run_id: str) -> DataFr
     if not tagged:
         log.info("state: no stored records of run %s in the last %d versions of %s", run_id, RECENT_VERSIONS, path)
         return None
-    return spark.read.format("delta").option("versionAsOf", int(tagged[0]["version"])).load(path)
+    version = int(tagged[0]["version"])
+    return StoredRecords(spark.read.format("delta").option("versionAsOf", version).load(path), version)

@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, functions as F
 from bold_spark import pipeline
 from bold_spark.errors import DataQualityError
 from bold_spark.io.changes import Changes, changed_record_ids
-from bold_spark.io.state import read_state, write_state
+from bold_spark.io.state import read_state, update_state, write_state
 from bold_spark.standardise.person import REASON_DUPLICATE_ID, REASON_NULL_ID
 from bold_spark.synthetic.departments import RECORD_ID_COLUMN
 from bold_spark.synthetic.generate import generate
@@ -73,10 +73,18 @@ def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, de
     assert _ids(changes) == {*((EDITED, i) for i in [*ids[:2], *ids[3:6]]),
                              (APPENDED, appended_ids[0]), (APPENDED, "new-record-1")}
     stored = read_state(spark, config, run_id="run-1")
-    incremental = pipeline.prepare_changed_input(spark, config, reads, stored=stored, changes=changes, as_of=AS_OF)
+    incremental = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=changes,
+                                                 as_of=AS_OF)
     full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
     a, b = _rows(incremental), _rows(full)
     assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
+    # Stored by one MERGE into the version it started from: the next run reads exactly these records.
+    assert update_state(incremental.state_changes, incremental.standardised, config, run_id="run-2") == "merged"
+    merged = read_state(spark, config, run_id="run-2").records
+    c = merged.select(*sorted(merged.columns))
+    assert c.exceptAll(b).count() == 0 and b.exceptAll(c).count() == 0
+    # A stored version that is no longer the newest is not merged into: the records are rewritten.
+    assert update_state(incremental.state_changes, incremental.standardised, config, run_id="run-3") == "rewritten"
     assert incremental.counts == full.counts
     # both copies of each repeated id are rejected, and the records without an id are counted
     for source, duplicates in ((EDITED, 4), (APPENDED, 2)):
@@ -96,15 +104,17 @@ def test_a_change_the_run_did_not_see_stops_it(spark, delivered):
     found = changes[EDITED]
     missed = {**changes, EDITED: found._replace(ids=found.ids.where(F.col("source_record_id") != ids[3]))}
     with pytest.raises(DataQualityError, match=f"source {EDITED}: accounting: .* run a full link"):
-        pipeline.prepare_changed_input(spark, config, reads, stored=stored, changes=missed, as_of=AS_OF)
+        pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=missed,
+                                       as_of=AS_OF)
 
 
 def test_a_reread_source_is_taken_whole_and_an_unknown_run_has_no_stored_records(spark, delivered):
     config, reads, changes, _, _ = delivered
     stored = read_state(spark, config, run_id="run-1")
     whole = {**changes, EDITED: Changes(changes[EDITED].ids.limit(0), "all")}
-    reread = pipeline.prepare_changed_input(spark, config, reads, stored=stored, changes=whole, as_of=AS_OF)
+    reread = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=whole, as_of=AS_OF)
     full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
     assert reread.counts == full.counts
+    assert reread.state_changes is None  # a source read whole: the stored records are rewritten, not merged
     assert reread.profiles[EDITED].rows == full.profiles[EDITED].rows
     assert read_state(spark, config, run_id="no-such-run") is None

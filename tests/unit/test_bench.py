@@ -62,6 +62,9 @@ def test_report_ratios_scaling_and_targets_from_the_step_results():
     assert "- 1M: bold_spark link / DuckDB = 2.40 (target <= 2): NOT met" in summary["targets"]
     assert "- bold_spark time per record 1M / 100k = 1.20 (target <= 1.3): met" in summary["targets"]
     assert "| bold_spark (link) | ok | read_standardise 1.0, blocking 1.0, scoring 6.0" in markdown
+    results["steps"] = {"10000000": _steps(900.0, 300.0, 10_000_000)}
+    (line,) = [t for t in build_report(results)[1]["targets"] if t.startswith("- 10M:")]
+    assert line.startswith("- 10M: bold_spark link ok, peak RSS") and line.endswith(": met")
 
 
 def test_model_sql_is_translated_for_duckdb_and_runs_there():

@@ -33,6 +33,8 @@ def test_every_committed_environment_config_loads():
     for path in [PROJECT_ROOT / "conf" / "local.yaml", *(PROJECT_ROOT / "conf" / "public").glob("*.yaml")]:
         config = load_config(path)
         assert config.sources and config.linkage.comparisons
+    for linkage in (PROJECT_ROOT / "conf" / "linkage").glob("*.yaml"):
+        assert load_config(PROJECT_ROOT / "conf" / "local.yaml", overrides={"linkage": str(linkage)}).linkage
 
 
 def test_a_valid_source_parses_into_typed_objects(tmp_path):
@@ -76,6 +78,26 @@ def test_linkage_errors_name_the_linkage_file(tmp_path):
     index = len(linkage["comparisons"]) - 1
     with pytest.raises(ConfigError, match=rf"model.yaml: comparisons\[{index}\].kind: expected one of"):
         load_config(write_env(tmp_path, SOURCE, linkage="model.yaml"))
+
+
+def test_a_linkage_file_extends_another_and_errors_name_the_file_that_holds_the_key(tmp_path):
+    base = PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml"
+    (tmp_path / "national.yaml").write_text(yaml.safe_dump(
+        {"extends": str(base), "blocking_rules": [["nino"], ["date_of_birth", "surname"]], "max_comparisons": 1e9}))
+    national = load_config(write_env(tmp_path, SOURCE, linkage="national.yaml")).linkage
+    plain = load_config(tmp_path / "env.yaml", overrides={"linkage": str(base)}).linkage
+    assert national.blocking_rules == (["nino"], ["date_of_birth", "surname"])
+    assert national.max_comparisons == 1e9 and national.comparisons == plain.comparisons
+    assert national.model_path == plain.model_path  # the same trained model: only prediction's blocking changed
+    broken = yaml.safe_load(base.read_text())
+    broken["comparisons"].append({"kind": "soundalike", "column": "surname"})
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(broken))
+    (tmp_path / "national.yaml").write_text(yaml.safe_dump({"extends": "base.yaml", "max_comparisons": 1e9}))
+    with pytest.raises(ConfigError, match=r"base.yaml: comparisons\[\d+\].kind: expected one of"):
+        load_config(tmp_path / "env.yaml")
+    (tmp_path / "national.yaml").write_text(yaml.safe_dump({"extends": "national.yaml"}))
+    with pytest.raises(ConfigError, match=r"national.yaml: extends: .* extends itself"):
+        load_config(tmp_path / "env.yaml")
 
 
 def test_duplicate_source_names_are_refused(tmp_path):
