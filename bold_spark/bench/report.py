@@ -181,9 +181,11 @@ def build_report(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         data = s["data"] or {}
         out += [f"## {scale:,} records (generated {_fmt(data.get('department_records'))} department records for "
                 f"{_fmt(data.get('people'))} people; {'cached' if data.get('cached') else 'generated this run'})", "",
-                f"Comparisons scored: {_fmt(s['comparisons'])} ({s['comparisons_source'] or 'unknown'}; per rule "
-                f"{s['comparisons_per_rule']}). Same records for every system: {s['same_records']} {s['records']}. "
-                f"Export of standardised records for the baselines: {_fmt(s['export_seconds'])} s (not counted).", "",
+                f"Comparisons scored: {_fmt(s['comparisons'])} ({s['comparisons_source'] or 'unknown'}"
+                + (f"; per rule {s['comparisons_per_rule']}" if s["comparisons_per_rule"] else "")
+                + f"). Same records for every system: {s['same_records']} {s['records']}."
+                + (f" Export of standardised records for the baselines: {_fmt(s['export_seconds'])} s (not counted)."
+                   if s["export_seconds"] is not None else ""), "",
                 "| system | status | seconds per stage | total s | records/s | comparisons/s | peak RSS driver JVM "
                 "MiB | peak RSS executor JVMs MiB | peak RSS python MiB | precision | recall | F1 |",
                 "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -49,10 +49,10 @@ class Job:
     def log(self) -> str:
         return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
 
-    def wait(self, timeout: float = 900) -> int:
+    def wait(self, timeout: float = 1800) -> int:
         return self.process.wait(timeout=timeout)
 
-    def wait_for(self, condition, what: str, timeout: float = 900) -> None:
+    def wait_for(self, condition, what: str, timeout: float = 1800) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if self.process.poll() is not None:

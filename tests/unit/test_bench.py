@@ -62,6 +62,12 @@ def test_report_ratios_scaling_and_targets_from_the_step_results():
     assert "- 1M: bold_spark link / DuckDB = 2.40 (target <= 2): NOT met" in summary["targets"]
     assert "- bold_spark time per record 1M / 100k = 1.20 (target <= 1.3): met" in summary["targets"]
     assert "| bold_spark (link) | ok | read_standardise 1.0, blocking 1.0, scoring 6.0" in markdown
+    assert "(exact blocking count; per rule [1, 2]). Same records" in markdown
+    project_only = {k: v for k, v in _steps(120.0, 50.0, 1_000_000).items() if k not in ("duckdb", "export")}
+    results["steps"] = {"1000000": project_only}
+    markdown = build_report(results)[0]
+    assert "Comparisons scored: 900 (the job's exact count of blocked pairs). Same records" in markdown
+    assert "per rule" not in markdown and "Export of standardised records" not in markdown
     results["steps"] = {"10000000": _steps(900.0, 300.0, 10_000_000)}
     (line,) = [t for t in build_report(results)[1]["targets"] if t.startswith("- 10M:")]
     assert line.startswith("- 10M: bold_spark link ok, peak RSS") and line.endswith(": met")
