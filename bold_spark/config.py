@@ -262,8 +262,12 @@ class JobConfig:
         return replace(self.validation, **source.validation)
 
     def digest(self) -> str:
-        """A short hash of the effective configuration, recorded with each run."""
-        payload = json.dumps(_jsonable(self), sort_keys=True, default=str)
+        """A short hash of the configuration that decides a run's crosswalk (output tables, sources and their
+        mapping, validation, privacy, linkage), recorded with each run; an incremental run needs the last run's.
+        Spark, scratch, state, report, quality-gate and view settings are left out, so tuning memory between
+        monthly runs does not force a full link."""
+        decisive = {name: getattr(self, name) for name in ("output", "sources", "validation", "privacy", "linkage")}
+        payload = json.dumps(_jsonable(decisive), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def source(self, name: str) -> SourceConfig:

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
+from bold_spark.broadcast import small_side
 from bold_spark.config import JobConfig
 from bold_spark.crosswalk.build import cluster_records, finish_crosswalk
 from bold_spark.crosswalk.stable_ids import assign_stable_ids
@@ -110,25 +111,27 @@ def edge_changes(old_edges: DataFrame, new_edges: DataFrame, dirty: DataFrame) -
     return conform(new_edges, MATCH_EDGES).withColumn("_op", F.lit("upsert")).unionByName(deletes)
 
 
-def affected_clusters(previous: DataFrame, dirty: DataFrame, new_edges: DataFrame, accepted_keys: DataFrame, *,
+def affected_clusters(previous: DataFrame, dirty: DataFrame, new_edges: DataFrame, dirty_gone: DataFrame, *,
                       threshold: float) -> tuple[DataFrame, DataFrame]:
     """(previous rows of the clusters this run must recompute, records to cluster: their accepted members + dirty).
 
     Seeds are the dirty records and both ends of every new edge at ``threshold``; a seed's whole previous cluster
-    is recomputed.
+    is recomputed. ``dirty_gone``: the dirty records no longer accepted. Every record that left the accepted set
+    is dirty, so the others are accepted, and the whole population is never joined.
     """
     strong = new_edges.where(F.col("match_probability") >= threshold)
     seeds = dirty.select(*KEYS).unionByName(_side(strong, "l")).unionByName(_side(strong, "r"))
     ids = previous.join(seeds, KEYS, how="left_semi").select("cluster_id").distinct()
     prev_affected = previous.join(ids, "cluster_id", how="left_semi").select(*KEYS, "cluster_id")
     nodes = (prev_affected.select(*KEYS).unionByName(seeds).distinct()
-             .join(accepted_keys, KEYS, how="left_semi"))
+             .join(dirty_gone, KEYS, how="left_anti"))
     return prev_affected, nodes
 
 
-def crosswalk_changes(rows: DataFrame, previous: DataFrame, accepted_keys: DataFrame) -> DataFrame:
-    """CROSSWALK + _op: upsert the recomputed rows, delete previous rows whose record is no longer accepted."""
-    gone = previous.select(*KEYS).join(accepted_keys, KEYS, how="left_anti")
+def crosswalk_changes(rows: DataFrame, previous: DataFrame, dirty_gone: DataFrame) -> DataFrame:
+    """CROSSWALK + _op: upsert the recomputed rows, delete previous rows whose record is no longer accepted (all of
+    them dirty: ``dirty_gone``)."""
+    gone = previous.select(*KEYS).join(dirty_gone, KEYS, how="left_semi")
     deletes = gone.select(*KEYS, *[F.lit(None).cast(f.dataType).alias(f.name) for f in CROSSWALK.fields
                                    if f.name not in KEYS], F.lit("delete").alias("_op"))
     return conform(rows, CROSSWALK).withColumn("_op", F.lit("upsert")).unionByName(deletes)
@@ -207,8 +210,8 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                     _publish_nothing(record, previous)
                     _store_records(prepared, config, record.run_id)  # the next run starts here
                     return record
-                _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_edges, prepared,
-                        settings, threshold)
+                _relink(spark, config, record, persons, small_side(dirty, dirty_count), previous, old_edges,
+                        prepared, settings, threshold)
             finally:
                 prepared.release()
     return record
@@ -237,32 +240,35 @@ def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
     record.crosswalk_rows, record.clusters, record.edges_recorded = int(totals["rows"]), int(totals["clusters"]), 0
 
 
-def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_edges, prepared, settings,
-            threshold) -> None:
+def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared, settings, threshold) -> None:
+    """``dirty`` is hinted for broadcast when small enough (as are the frames derived from it below)."""
     out = config.output
     # Materialised once: every blocking rule joins both sides, and TF tables read the whole population.
     persons = persons.checkpoint()
-    changed_persons = persons.join(F.broadcast(dirty), KEYS, how="left_semi").checkpoint()
-    unchanged_persons = persons.join(F.broadcast(dirty), KEYS, how="left_anti")
-    log.info("incremental link: %d accepted records to score against the rest", changed_persons.count())
+    changed_persons = persons.join(dirty, KEYS, how="left_semi").checkpoint()
+    unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
+    changed_rows = changed_persons.count()
+    log.info("incremental link: %d accepted records to score against the rest", changed_rows)
+    dirty_gone = dirty.join(changed_persons.select(*KEYS), KEYS, how="left_anti").checkpoint()  # deleted, rejected
+    dirty_gone = small_side(dirty_gone, dirty_gone.count())
     workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
                                             scratch_dir=str(config.scratch_dir), run_id=record.run_id)
     try:
         with record.stage("scoring"):
             new_edges = conform(
-                predict_edges_touching(workspace, changed_persons, unchanged_persons,
+                predict_edges_touching(workspace, changed_persons, unchanged_persons, changed_rows=changed_rows,
                                        blocking_rules=list(config.linkage.blocking_rules),
                                        threshold=config.linkage.edge_threshold, run_id=record.run_id)
                 .withColumn("run_id", F.lit(record.run_id)), MATCH_EDGES).persist(StorageLevel.MEMORY_AND_DISK)
             record.edges_recorded = new_edges.count()
         with record.stage("clustering"):
             edges_now = current_edges(old_edges, new_edges, dirty)
-            prev_affected, nodes = affected_clusters(previous, dirty, new_edges, accepted_keys, threshold=threshold)
+            prev_affected, nodes = affected_clusters(previous, dirty, new_edges, dirty_gone, threshold=threshold)
             # Checkpoints (run scratch dir) keep each later plan small; planning the whole chain again per action
             # cost minutes on a busy machine.
             prev_affected, nodes = prev_affected.checkpoint(), nodes.checkpoint()
             # Every id already in the crosswalk is taken, not only the affected ones; and so is every id ever issued.
-            issued = previous.select("cluster_id").distinct()
+            issued = previous.select("cluster_id")
             events_so_far = history.issued_cluster_ids(spark, out)
             if events_so_far is not None:
                 issued = issued.unionByName(events_so_far)
@@ -271,19 +277,20 @@ def _relink(spark, config, record, persons, accepted_keys, dirty, previous, old_
             strong = _edges_within(edges_now.where(F.col("match_probability") >= threshold), nodes).checkpoint()
             components = cluster_records(nodes, strong, threshold=threshold).checkpoint()
             assignment = assign_stable_ids(components, prev_affected, run_id=record.run_id,
-                                           issued=issued.distinct().checkpoint(), at=record.started_at)
+                                           issued=issued, at=record.started_at)
             rows = finish_crosswalk(assignment.crosswalk_ids, strong, threshold=threshold,
                                     run_id=record.run_id).checkpoint()
-            xw_changes = crosswalk_changes(rows, previous, accepted_keys).checkpoint()
+            xw_changes = crosswalk_changes(rows, previous, dirty_gone).checkpoint()
             events = assignment.events.checkpoint()  # its plan reads cluster_events, which it replaces rows of
-            ops = xw_changes.join(previous.select(*KEYS, F.lit(True).alias("was")), KEYS, how="left").agg(
-                F.count(F.when(F.col("_op") == "delete", 1)).alias("deleted"),
-                F.count(F.when((F.col("_op") == "upsert") & F.col("was").isNull(), 1)).alias("inserted"),
-                F.count(F.when(F.col("_op") == "upsert", 1)).alias("upserted")).first()  # bounded: one row
+            ops = xw_changes.agg(F.count(F.when(F.col("_op") == "delete", 1)).alias("deleted"),
+                                 F.count(F.when(F.col("_op") == "upsert", 1)).alias("upserted")).first()  # one row
+            upserts = xw_changes.where(F.col("_op") == "upsert").select(*KEYS)
+            already = previous.join(small_side(upserts, int(ops["upserted"])), KEYS, how="left_semi").count()
+            inserted = int(ops["upserted"]) - already
             before = previous.count()
-            record.crosswalk_rows = before - int(ops["deleted"]) + int(ops["inserted"])
+            record.crosswalk_rows = before - int(ops["deleted"]) + inserted
             log.info("incremental link: %d crosswalk rows recomputed, %d added, %d removed", ops["upserted"],
-                     ops["inserted"], ops["deleted"])
+                     inserted, ops["deleted"])
         accepted = sum(c["records_accepted"] for c in prepared.counts.values())
         if record.crosswalk_rows != accepted:
             raise DataQualityError(f"accounting: {accepted} accepted records but the crosswalk would have "

@@ -9,6 +9,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
+from bold_spark.broadcast import small_side
 from bold_spark.config import JobConfig, SourceConfig
 from bold_spark.errors import BoldSparkError, DataQualityError
 from bold_spark.io.delta import (
@@ -189,6 +191,9 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     latest = F.lit(as_of).cast("date") if as_of else None
     stored, stored_version = stored_records
     stored_ids = stored.select(*KEYS).where(F.col("source_record_id").isNotNull())
+    changed = changed_ids(changes)
+    changed = small_side(changed, changed.count())
+    repeating = _sources_repeating_stored_ids(changes, changed, stored_ids)
     subsets, kept_null_ids = [], []
     for (raw, _), source in zip(reads, config.sources):
         found = changes[source.name]
@@ -198,7 +203,7 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
             subsets.append(raw.limit(0))
             kept_null_ids.append(source.name)
         elif found.appended_files is not None:
-            subsets.append(_appended_rows(raw, source, found, stored_ids))
+            subsets.append(_appended_rows(raw, source, found, stored_ids, repeats=source.name in repeating))
             kept_null_ids.append(source.name)
         else:
             subsets.append(_rows_of_ids(raw, source, found.ids))
@@ -210,7 +215,7 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     configured = [s.name for s in config.sources]
     kept = stored.where(F.col("source_system").isin([name for name in configured if name not in reread]))
     kept = (kept.where(F.col("source_record_id").isNotNull())
-            .join(changed_ids(changes), KEYS, how="left_anti")
+            .join(changed, KEYS, how="left_anti")
             .unionByName(kept.where(F.col("source_record_id").isNull()
                                     & F.col("source_system").isin(kept_null_ids))))
     standardised = kept.unionByName(fresh)
@@ -219,17 +224,17 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
         # A null id stands for every stored row without an id, of the sources whose id-less rows were read again.
         reread_null_ids = spark.createDataFrame([(name, None) for name in configured if name not in kept_null_ids],
                                                 "source_system string, source_record_id string")
-        state_changes = StateChanges(fresh, changed_ids(changes).select(*KEYS).unionByName(reread_null_ids),
+        state_changes = StateChanges(fresh, changed.select(*KEYS).unionByName(reread_null_ids),
                                      stored_version)
     counts = _counts(standardised)
-    rows_now = reduce(DataFrame.unionByName, [raw.select(F.lit(s.source_system).alias("source_system"))
-                                              for raw, s in reads]).groupBy("source_system").count()
-    for row in rows_now.collect():  # bounded: one row per source
-        derived = counts.get(row["source_system"], {}).get("records_read", 0)
-        if derived != row["count"]:
-            raise DataQualityError(f"source {row['source_system']}: accounting: the table has {row['count']} "
-                                   f"records but the last run's records and the changes give {derived}; run a "
-                                   "full link")
+    # Plain counts of the pinned reads: Delta answers them from its log's statistics, without reading the files.
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="bold-counts") as pool:
+        rows_now = list(pool.map(lambda read: (read[1].source_system, read[0].count()), reads))
+    for source_system, rows in rows_now:
+        derived = counts.get(source_system, {}).get("records_read", 0)
+        if derived != rows:
+            raise DataQualityError(f"source {source_system}: accounting: the table has {rows} records but the "
+                                   f"last run's records and the changes give {derived}; run a full link")
     return PreparedInput(standardised, [s for _, s in reads], counts, profiles, state_changes)
 
 
@@ -249,12 +254,24 @@ def _rows_of_ids(raw: DataFrame, source: SourceConfig, ids: DataFrame) -> DataFr
     return _rows_with_ids(raw, source, ids).unionByName(raw.where(_as_text(raw, source.record_id).isNull()))
 
 
-def _appended_rows(raw: DataFrame, source: SourceConfig, found: Changes, stored_ids: DataFrame) -> DataFrame:
-    """The rows of the appended files, and the earlier copies of any appended id the last run already had."""
-    appended = rows_in_files(raw, found.appended_files)
-    repeated = found.ids.join(stored_ids.where(F.col("source_system") == source.name), KEYS, how="left_semi")
-    if repeated.limit(1).count() == 0:  # bounded: at most one row
+def _sources_repeating_stored_ids(changes: dict[str, Changes], changed: DataFrame, stored_ids: DataFrame) -> set[str]:
+    """The sources whose appended files repeat an id the stored records have (one query for every source)."""
+    appended = [name for name, found in changes.items() if found.appended_files is not None]
+    if not appended:
+        return set()
+    repeated = (stored_ids.where(F.col("source_system").isin(appended)).join(changed, KEYS, how="left_semi")
+                .select("source_system").distinct().collect())  # bounded: one row per source
+    return {row["source_system"] for row in repeated}
+
+
+def _appended_rows(raw: DataFrame, source: SourceConfig, found: Changes, stored_ids: DataFrame, *,
+                   repeats: bool) -> DataFrame:
+    """The rows of the appended files, and (``repeats``) the earlier copies of the appended ids the last run
+    already had."""
+    appended = found.appended_rows if found.appended_rows is not None else rows_in_files(raw, found.appended_files)
+    if not repeats:
         return appended
+    repeated = found.ids.join(stored_ids.where(F.col("source_system") == source.name), KEYS, how="left_semi")
     log.info("source %s: appended records repeat ids the last run had; reading their earlier copies", source.name)
     earlier = _rows_with_ids(rows_in_files(raw, found.appended_files, inside=False), source, repeated)
     return appended.unionByName(earlier)

@@ -185,7 +185,7 @@ def _incremental_config(p: dict[str, Any]):
         config,
         spark=dataclasses.replace(config.spark, metastore_dir=root / "metastore", warehouse_dir=root / "warehouse",
                                   checkpoint_dir=root / "checkpoints"),
-        scratch_dir=root / "scratch",  # the same in both steps: the configuration digest must not change
+        scratch_dir=root / "scratch",
         sources=tuple(dataclasses.replace(s, table=dataclasses.replace(s.table, path=str(root / "sources" / s.name)))
                       for s in config.sources),
         state_dir=root / "state")

@@ -55,7 +55,7 @@ def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_
     ``component`` is the cluster's smallest member key (``record_key``). ``previous``: the last published
     (source_system, source_record_id, cluster_id), or None on a first run. ``issued``: (cluster_id) of every id
     ever issued (e.g. from bold.cluster_events), so a retired id is never handed out again; ``previous``'s ids
-    are always treated as issued.
+    are always treated as issued. Two intermediate frames are checkpointed (the session's checkpoint folder).
     """
     spark = components.sparkSession
     when = F.lit(at).cast("timestamp") if at else F.current_timestamp()
@@ -65,8 +65,9 @@ def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_
         previous = spark.createDataFrame([], "source_system string, source_record_id string, cluster_id string")
     prev = previous.select("source_system", "source_record_id", F.col("cluster_id").alias("prev_id"))
 
+    # Checkpointed (as new_ids below): the ids and the events are separate queries, and both read them.
     overlap = (comp.join(prev, ["source_system", "source_record_id"], how="inner")
-               .groupBy("component", "prev_id").agg(F.count(F.lit(1)).alias("overlap")))
+               .groupBy("component", "prev_id").agg(F.count(F.lit(1)).alias("overlap"))).checkpoint()
     # Each previous id's first choice: the cluster holding most of its records, then the smallest member key.
     by_prev = Window.partitionBy("prev_id").orderBy(F.col("overlap").desc(), F.col("component"))
     choice = overlap.withColumn("r", F.row_number().over(by_prev)).where(F.col("r") == 1).drop("r")
@@ -85,16 +86,18 @@ def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_
         "component", F.col("prev_id").alias("origin_id"))
     fresh = (sizes.join(survivors, "component", how="left_anti")
              .join(origin, "component", how="left"))
+    candidates = (fresh.select("component", F.explode(F.sequence(F.lit(0), F.lit(_SALTS - 1))).alias("salt"))
+                  .withColumn("cluster_id", cluster_id_from_key(F.col("component"), F.col("salt"))))
     taken = prev.select(F.col("prev_id").alias("cluster_id"))
     if issued is not None:
         taken = taken.unionByName(issued.select("cluster_id"))
-    taken = taken.distinct()
-    candidates = (fresh.select("component", F.explode(F.sequence(F.lit(0), F.lit(_SALTS - 1))).alias("salt"))
-                  .withColumn("cluster_id", cluster_id_from_key(F.col("component"), F.col("salt")))
-                  .join(taken, "cluster_id", how="left_anti"))
+    # Only the candidates' own ids are looked up among the taken ones (few in an incremental run, where every id
+    # ever issued is taken): no distinct list of every issued id is built.
+    taken = taken.join(candidates.select("cluster_id"), "cluster_id", how="left_semi")
+    candidates = candidates.join(taken, "cluster_id", how="left_anti")
     first_free = Window.partitionBy("component").orderBy("salt")
     new_ids = (candidates.withColumn("r", F.row_number().over(first_free)).where(F.col("r") == 1)
-               .select("component", "cluster_id"))
+               .select("component", "cluster_id")).checkpoint()
     fresh_events = fresh.join(new_ids, "component", how="inner").select(
         F.when(F.col("origin_id").isNull(), F.lit("new")).otherwise(F.lit("split")).alias("event"),
         "cluster_id", F.col("origin_id").alias("related_cluster_id"), F.col("size").alias("records"))

@@ -1,9 +1,10 @@
 """What changed in a department table between two Delta versions, as record ids (no row content leaves here).
 
-Delta's change data feed when the table has it on for the whole range; otherwise a diff of the two versions
-(``exceptAll`` both ways), so any edit, insert or delete of a record shows up. The diff reads only the data files
-one version has and the other has not: Delta never rewrites a file in place, so the rows of the files both versions
-share are the same rows, and a monthly append costs a read of the appended files, not of the whole table.
+Delta's change data feed when the table has it on for the whole range. Otherwise, when the commits in between
+only added files (a monthly delivery), the rows of those files, read alone (bold_spark/io/delta_log.py). Otherwise
+a diff of the two versions (``exceptAll`` both ways), so any edit, insert or delete of a record shows up. The diff
+compares only the rows of the data files one version has and the other has not: Delta never rewrites a file in
+place, so the files both versions share hold the same rows (Delta still scans them to filter by file name).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession, functions as F, types as T
 
 from bold_spark.config import SourceConfig
+from bold_spark.io import delta_log
 from bold_spark.io.delta import read_table
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ def _filtered(df: DataFrame, source: SourceConfig) -> DataFrame:
 
 
 def _table_properties(spark: SparkSession, source: SourceConfig) -> dict[str, str]:
+    from_log = delta_log.table_properties(spark, source.table)
+    if from_log is not None:
+        return from_log
     table = DeltaTable.forPath(spark, source.table.path) if source.table.path else DeltaTable.forName(
         spark, source.table.name)
     return table.detail().select("properties").first()["properties"] or {}  # bounded: one row
@@ -81,6 +86,7 @@ class Changes(NamedTuple):
     # "unchanged", "all", "change data feed", "appended files", "version diff of changed files" or "version diff"
     how: str
     appended_files: frozenset[str] | None = None  # "appended files": the names of the new data files
+    appended_rows: DataFrame | None = None  # "appended files": their rows (partition filter applied), when known
 
 
 def changed_record_ids(spark: SparkSession, source: SourceConfig, *, from_version: int | None,
@@ -99,6 +105,14 @@ def changed_record_ids(spark: SparkSession, source: SourceConfig, *, from_versio
     feed = _cdf_or_none(spark, source, from_version=from_version, to_version=to_version, properties=properties)
     if feed is not None:
         return Changes(_record_ids(feed, source).distinct(), "change data feed")
+    appended = delta_log.appended_files(spark, ref, from_version=from_version, to_version=to_version)
+    if appended is not None:  # only appends, read from the new files alone
+        if not appended.names:
+            return Changes(_record_ids(current.limit(0), source), "unchanged")
+        # Read once (into the run's checkpoints): the ids, validation and standardisation all use these rows, and
+        # a delivery's many small files cost more to open than to read.
+        rows = _filtered(appended.rows, source).checkpoint()
+        return Changes(_record_ids(rows, source).distinct(), "appended files", appended.names, rows)
     before = _filtered(read_table(spark, ref, version=from_version), source)
     has_map = any(isinstance(f.dataType, T.MapType) for f in current.schema.fields)  # exceptAll cannot compare maps
     if has_map or sorted(current.columns) != sorted(before.columns):  # schema changed: every record may differ

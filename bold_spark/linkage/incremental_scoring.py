@@ -29,9 +29,18 @@ def _edges(predictions: DataFrame) -> DataFrame:
     )
 
 
+def _as_parquet(df: DataFrame, path: str) -> DataFrame:
+    """``df`` written as parquet under the workspace and read back. Unlike a checkpoint, a file scan has a size Spark
+    knows, so each blocking rule's join broadcasts the few changed records instead of shuffling both sides."""
+    df.write.mode("overwrite").parquet(path)
+    return df.sparkSession.read.parquet(path)
+
+
 def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, unchanged: DataFrame, *,
-                           blocking_rules: list[Any], threshold: float, run_id: str) -> DataFrame:
-    """Edges (as ``predict_edges``) at or above ``threshold`` with at least one side in ``changed``.
+                           changed_rows: int, blocking_rules: list[Any], threshold: float,
+                           run_id: str) -> DataFrame:
+    """Edges (as ``predict_edges``) at or above ``threshold`` with at least one side in ``changed`` (of
+    ``changed_rows`` records).
 
     ``changed`` and ``unchanged`` partition the workspace's input (same columns). Within-pair orientation follows
     Splink (left = changed for pairs between the two); consumers treat edges as unordered.
@@ -43,7 +52,9 @@ def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, uncha
     tag = "".join(ch if ch.isalnum() else "_" for ch in run_id)
     # Only the records that share a block with a changed one can pair with it: the rest of the population
     # (most of it) is left out of Splink's concatenated input, which it materialises with term frequencies.
-    candidates = blocking_candidates(unchanged, changed, blocking_rules).checkpoint()
+    changed = _as_parquet(changed, f"{workspace.scratch_path}/bold_changed_{tag}")
+    candidates = _as_parquet(blocking_candidates(unchanged, changed, blocking_rules, changed_rows=changed_rows),
+                             f"{workspace.scratch_path}/bold_candidates_{tag}")
     log.info("incremental scoring: %d records share a block with a changed record", candidates.count())
     changed_sdf = db_api.register(changed, table_name=f"bold_changed_{tag}")
     unchanged_sdf = db_api.register(candidates, table_name=f"bold_unchanged_{tag}")

@@ -13,11 +13,13 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F
 
+from bold_spark.broadcast import small_side
 from bold_spark.config import LinkageSettings
 from bold_spark.errors import ConfigError, DataQualityError
 from bold_spark.linkage.columns import add_linkage_columns  # noqa: F401  (part of this module's API)
@@ -136,28 +138,43 @@ def _same_on_both_sides(conds: list[tuple[str, str]]) -> bool:
     return bool(conds) and all(l_expr.strip() == r_expr.strip() for l_expr, r_expr in conds)
 
 
+def _rule_keys(conds: list[tuple[str, str]]) -> tuple[list[Column], Column]:
+    """A rule's key expressions (its two sides use the same ones) and whether all of them are present."""
+    keys = [F.expr(l_expr) for l_expr, _ in conds]
+    return keys, reduce(lambda a, b: a & b, [k.isNotNull() for k in keys])
+
+
 def _block_key(rule: int, conds: list[tuple[str, str]]) -> Column:
     """(rule, key) of a record under a rule whose sides use the same key expressions; null if a key is null."""
-    keys = [F.expr(l_expr).cast("string") for l_expr, _ in conds]
-    present = F.lit(True)
-    for k in keys:
-        present = present & k.isNotNull()
+    keys, present = _rule_keys(conds)
     # A separator no key contains keeps keys distinct.
-    return F.when(present, F.struct(F.lit(rule).alias("rule"), F.concat_ws("\u241f", *keys).alias("key")))
+    return F.when(present, F.struct(F.lit(rule).alias("rule"),
+                                    F.concat_ws("\u241f", *[k.cast("string") for k in keys]).alias("key")))
 
 
-def blocking_candidates(others: DataFrame, changed: DataFrame, specs: list[Any]) -> DataFrame:
-    """The records of ``others`` that share a block with some record of ``changed`` under at least one rule: every
-    pair the rules can generate between the two has its ``others`` side here. ``others`` whole when a rule's
-    equality keys differ between its sides or it has none (then every record may pair)."""
+def _block_hash(rule: int, conds: list[tuple[str, str]]) -> Column:
+    """A 64-bit hash of a record's ``_block_key``, from the key values as they are (no text is built); null if a
+    key is null. Two records in one block always share it; a collision only adds a record to look at."""
+    keys, present = _rule_keys(conds)
+    return F.when(present, F.xxhash64(F.lit(rule), *keys))
+
+
+def blocking_candidates(others: DataFrame, changed: DataFrame, specs: list[Any], *, changed_rows: int) -> DataFrame:
+    """The records of ``others`` that share a block with some record of ``changed`` (``changed_rows`` of them) under
+    at least one rule: every pair the rules can generate between the two has its ``others`` side here. ``others``
+    whole when a rule's equality keys differ between its sides or it has none (then every record may pair).
+
+    One pass over ``others``: each record's keys probe the changed records' keys (broadcast when few), so only the
+    records that share one are shuffled, to drop the copies of a record that shares several.
+    """
     conditions = _equi_join_conditions(specs)
     if not all(_same_on_both_sides(conds) for conds in conditions):
         return others
-    keys = F.array(*[_block_key(i, conds) for i, conds in enumerate(conditions)])
-    changed_keys = changed.select(F.explode(keys).alias("k")).where(F.col("k").isNotNull()).distinct()
-    sharing = (others.select("source_system", "source_record_id", F.explode(keys).alias("k"))
-               .join(changed_keys, "k", how="left_semi").select("source_system", "source_record_id").distinct())
-    return others.join(sharing, ["source_system", "source_record_id"], how="left_semi")
+    keys = F.array(*[_block_hash(i, conds) for i, conds in enumerate(conditions)])
+    changed_keys = changed.select(F.explode(keys).alias("_bold_block")).where(F.col("_bold_block").isNotNull())
+    return (others.select("*", F.explode(keys).alias("_bold_block"))
+            .join(small_side(changed_keys.distinct(), changed_rows * len(conditions)), "_bold_block", how="left_semi")
+            .drop("_bold_block").dropDuplicates(["source_system", "source_record_id"]))
 
 
 def block_statistics(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLOCKS) -> list[RuleBlocks]:

@@ -176,20 +176,18 @@ def rejected_records(standardised: DataFrame, *, run_id: str) -> DataFrame:
 
 
 def source_counts(standardised: DataFrame) -> DataFrame:
-    """One row per source: records read, accepted, rejected, and invalid values per field (aggregates only)."""
-    totals = standardised.groupBy("source_system").agg(
+    """One row per source: records read, accepted, rejected, and invalid values per field (aggregates only, one
+    pass over the records)."""
+    fields = F.coalesce(F.col("invalid_fields"), F.array().cast("array<string>"))
+
+    def invalid(field_name: str) -> Column:
+        return F.sum(F.size(F.filter(fields, lambda f: f == field_name))).cast("long")
+
+    return standardised.groupBy("source_system").agg(
         F.count(F.lit(1)).alias("records_read"),
         F.sum(F.col("reject_reason").isNull().cast("long")).alias("records_accepted"),
         F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("records_rejected"),
-    )
-    invalid = (standardised.select("source_system", F.explode("invalid_fields").alias("field"))
-               .groupBy("source_system", "field").agg(F.count(F.lit(1)).alias("n"))
-               .groupBy("source_system").agg(F.map_from_entries(F.collect_list(F.struct("field", "n")))
-                                             .alias("found")))
-    found = F.coalesce(F.col("found"), F.create_map().cast("map<string,bigint>"))
-    return totals.join(invalid, "source_system", how="left").select(
-        "source_system", "records_read", "records_accepted", "records_rejected",
         F.map_from_arrays(F.array(*[F.lit(f) for f in CHECKED_FIELDS]),
-                          F.array(*[F.coalesce(found[f], F.lit(0).cast("long")) for f in CHECKED_FIELDS]))
+                          F.array(*[F.coalesce(invalid(f), F.lit(0).cast("long")) for f in CHECKED_FIELDS]))
         .alias("invalid_values"),
     )

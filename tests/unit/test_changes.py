@@ -8,6 +8,7 @@ from delta.tables import DeltaTable
 
 from bold_spark.config import SourceConfig, TableRef
 from bold_spark.io.changes import changed_record_ids
+from bold_spark.io.delta_log import appended_files, table_properties
 
 SCHEMA = "rid string, surname string, extract_month string"
 
@@ -56,8 +57,46 @@ def test_a_range_covers_only_its_own_versions(spark, table):
 
 def test_an_append_is_read_from_the_appended_files_alone(spark, table):
     path, how = table
-    (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=0, to_version=1)
-    assert (found_by, _ids(ids)) == ("change data feed" if how == "change data feed" else "appended files", {"r5"})
+    found = changed_record_ids(spark, _source(path), from_version=0, to_version=1)
+    assert (found.how, _ids(found.ids)) == ("change data feed" if how == "change data feed" else "appended files",
+                                            {"r5"})
+    if found.how == "appended files":  # read once, for validation and standardisation too
+        assert [r["rid"] for r in found.appended_rows.collect()] == ["r5"] and len(found.appended_files) == 1
+
+
+def test_only_a_range_of_appends_is_read_from_the_log(spark, table):
+    path, _ = table
+    ref = _source(path).table
+    assert appended_files(spark, ref, from_version=0, to_version=2) is None  # v2 rewrote r2's file
+    assert appended_files(spark, ref, from_version=2, to_version=3) is None  # v3 deleted r3
+    appended = appended_files(spark, ref, from_version=0, to_version=1)
+    assert {r["rid"] for r in appended.rows.collect()} == {"r5"}
+    assert len(appended.rows.inputFiles()) == 1  # the appended file alone, not a scan of the table's files
+    assert table_properties(spark, ref).get("delta.enableChangeDataFeed", "false") == (
+        "true" if table[1] == "change data feed" else "false")
+
+
+def test_an_append_to_a_table_with_deletion_vectors_is_read_from_its_files(spark, tmp_path):
+    path = tmp_path / "dv_append"
+    spark.createDataFrame([(f"r{i}", "smith", "2026-01") for i in range(1, 5)], SCHEMA).coalesce(1) \
+        .write.format("delta").option("delta.enableDeletionVectors", "true").save(str(path))
+    spark.createDataFrame([("r9", "jones", "2026-02")], SCHEMA).write.format("delta").mode("append").save(str(path))
+    found = changed_record_ids(spark, _source(path), from_version=0, to_version=1)
+    assert (found.how, _ids(found.ids), found.appended_rows.count()) == ("appended files", {"r9"}, 1)
+
+
+def test_a_catalog_table_append_is_read_from_its_files(spark, tmp_path):
+    name = "default.changes_by_name"
+    spark.sql(f"DROP TABLE IF EXISTS {name}")
+    spark.createDataFrame([("r1", "smith", "2026-01")], SCHEMA).write.format("delta").saveAsTable(name)
+    spark.createDataFrame([("r2", "jones", "2026-02")], SCHEMA).write.format("delta").mode("append").saveAsTable(name)
+    source = SourceConfig(name="dept", file=Path("dept.yaml"), table=TableRef(name=name), record_id="rid",
+                          columns={"surname": "surname"})
+    try:
+        found = changed_record_ids(spark, source, from_version=0, to_version=1)
+        assert (found.how, _ids(found.ids), found.appended_rows.count()) == ("appended files", {"r2"}, 1)
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {name}")
 
 
 def test_appended_copy_of_an_existing_id_and_metadata_only_commits(spark, tmp_path):

@@ -105,3 +105,15 @@ def test_duplicate_source_names_are_refused(tmp_path):
     (tmp_path / "sources" / "again.yaml").write_text(yaml.safe_dump(SOURCE))
     with pytest.raises(ConfigError, match=r"source 'housing' is also declared in"):
         load_config(env)
+
+
+def test_the_digest_follows_what_decides_the_crosswalk_and_not_how_spark_runs(tmp_path):
+    path = write_env(tmp_path, SOURCE)
+    base = load_config(path)
+    tuned = load_config(path, overrides={"spark": {"warehouse_dir": "wh", "checkpoint_dir": "cp2",
+                                                   "conf": {"spark.driver.memory": "12g"}},
+                                         "scratch_dir": "elsewhere", "state_dir": "state2"})
+    assert tuned.digest() == base.digest()  # an incremental run may follow a run with other Spark settings
+    stricter = load_config(path, overrides={"validation": {"on_null_id": "fail"}})
+    other_linkage = load_config(path, overrides={"linkage": str(PROJECT_ROOT / "conf" / "linkage" / "febrl.yaml")})
+    assert len({base.digest(), stricter.digest(), other_linkage.digest()}) == 3

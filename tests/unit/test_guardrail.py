@@ -130,10 +130,13 @@ def test_blocking_candidates_are_the_records_sharing_a_block_with_a_changed_one(
         ("b", "o2", "smith", 1981, "ZZ9 9ZZ"),   # same surname only: no rule's whole key
         ("b", "o3", "brown", 1975, "AB1 2CD"),   # same postcode as c2
         ("b", "o4", "jones", None, None),        # c2's surname, but c2 has no birth year: null keys block nothing
+        ("b", "o5", "smith", 1980, "AB1 2CD"),   # shares a block with c1 and one with c2: listed once
     ], schema)
     rules = [["surname", "birth_year"], ["postcode"]]
-    found = splink_model.blocking_candidates(others, changed, rules)
-    assert sorted(r["source_record_id"] for r in found.collect()) == ["o1", "o3"]  # four test rows
-    assert found.columns == others.columns
+    for changed_rows in (2, 10**9):  # the changed keys broadcast, and too many to broadcast
+        found = splink_model.blocking_candidates(others, changed, rules, changed_rows=changed_rows)
+        assert sorted(r["source_record_id"] for r in found.collect()) == ["o1", "o3", "o5"]  # five test rows
+        assert found.columns == others.columns
     # a rule whose sides use different columns can pair anything: nothing is left out
-    assert splink_model.blocking_candidates(others, changed, [*rules, "l.surname = r.postcode"]).count() == 4
+    assert splink_model.blocking_candidates(others, changed, [*rules, "l.surname = r.postcode"],
+                                            changed_rows=2).count() == 5

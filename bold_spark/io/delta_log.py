@@ -1,0 +1,87 @@
+"""What a department table's Delta log says, read on the driver without a Spark job or a scan.
+
+A monthly delivery appends a few files to each table. Public Delta APIs answer "which rows did those files add"
+only by scanning every file (Delta prunes files by partition and statistics, never by file name) and "what are the
+table's properties" with ``DESCRIBE DETAIL``, a Spark job per table. Delta's own DeltaLog answers both from the
+commits alone, and builds a DataFrame over exactly the appended files, as Delta's change feed reader does.
+
+DeltaLog is Delta's internal class, so every function here returns None when it is missing, has another shape,
+or refuses; callers then take the public route (slower, same answer).
+"""
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+
+from bold_spark.config import TableRef
+
+log = logging.getLogger(__name__)
+
+# Actions that leave every existing row as it was: a range holding only these (and AddFile without a deletion
+# vector) appended rows and did nothing else. Anything else (RemoveFile, Metadata, Protocol, CDC files) does not.
+_NEUTRAL_ACTIONS = {"CommitInfo", "SetTransaction", "DomainMetadata"}
+
+
+class AppendedFiles(NamedTuple):
+    rows: DataFrame  # every column of the table, read from the appended files alone
+    names: frozenset[str]  # the data files' names (Delta names each file with a fresh UUID)
+
+
+def _delta_log(spark: SparkSession, ref: TableRef):
+    jvm = spark._jvm
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog
+    if ref.path:
+        return delta_log.forTable(spark._jsparkSession, ref.path)
+    identifier = spark._jsparkSession.sessionState().sqlParser().parseTableIdentifier(ref.name)
+    return delta_log.forTable(spark._jsparkSession, identifier)
+
+
+def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str] | None:
+    """The table's properties (``delta.enableChangeDataFeed`` ...) at its newest version, or None."""
+    try:
+        jvm = spark._jvm
+        none = jvm.scala.Option.empty()
+        snapshot = _delta_log(spark, ref).update(False, none, none)
+        return dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(snapshot.metadata().configuration()))
+    except (Py4JError, PySparkException) as exc:
+        log.info("table %s: Delta log properties unavailable (%s); using DESCRIBE DETAIL", ref.describe(),
+                 type(exc).__name__)
+        return None
+
+
+def appended_files(spark: SparkSession, ref: TableRef, *, from_version: int, to_version: int
+                   ) -> AppendedFiles | None:
+    """The rows the commits after ``from_version`` up to ``to_version`` added, when those commits only added files
+    (a delivery appended); None when they did anything else (a delete, an update, a schema change, a rewrite),
+    when a commit in the range is no longer in the log, or when Delta's internals are not as expected."""
+    try:
+        jvm = spark._jvm
+        none = jvm.scala.Option.empty()
+        delta_log = _delta_log(spark, ref)
+        commits = delta_log.getChanges(from_version + 1, to_version, none, True)  # True: a missing commit raises
+        added, seen = [], []
+        while commits.hasNext():
+            commit = commits.next()
+            seen.append(int(commit._1()))
+            actions = commit._2()
+            for i in range(actions.size()):
+                action = actions.apply(i)
+                kind = action.getClass().getSimpleName()
+                if kind == "AddFile" and action.dataChange() and action.deletionVector() is None:
+                    added.append(action)
+                elif kind not in _NEUTRAL_ACTIONS:
+                    return None
+        if seen != list(range(from_version + 1, to_version + 1)):
+            return None
+        snapshot = delta_log.getSnapshotAt(to_version, none, none, False)
+        files = jvm.scala.jdk.javaapi.CollectionConverters.asScala(jvm.java.util.ArrayList(added)).toList()
+        rows = DataFrame(delta_log.createDataFrame(snapshot, files, False, none), spark)
+        return AppendedFiles(rows, frozenset(a.path().rsplit("/", 1)[-1] for a in added))
+    except (Py4JError, PySparkException) as exc:
+        log.info("table %s: appended files not readable from the Delta log (%s); diffing versions",
+                 ref.describe(), type(exc).__name__)
+        return None
