@@ -1,4 +1,4 @@
-"""What a department table's Delta log says, read on the driver without a Spark job or a scan.
+"""What a department table's Delta log says, read on the driver from its commits, without scanning data files.
 
 A monthly delivery appends a few files to each table. Public Delta APIs answer "which rows did those files add"
 only by scanning every file (Delta prunes files by partition and statistics, never by file name) and "what are the
