@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
-from bold_spark.broadcast import small_side
+from bold_spark.broadcast import as_parquet, small_side
 from bold_spark.config import JobConfig
 from bold_spark.crosswalk.build import cluster_records, finish_crosswalk
 from bold_spark.crosswalk.stable_ids import assign_stable_ids
@@ -165,20 +165,24 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
     with recorded_run(spark, config, record):
         settings = splink_model.settings_from_model(config.linkage.model_path, config.linkage)
         record.model_id = splink_model.model_id_of(config.linkage.model_path)
-        previous = history.pinned_table(spark, out.qualified("crosswalk"))
-        old_edges = history.pinned_table(spark, out.qualified("match_edges"))
-        last = _check_resumable(config, history.last_successful_link(spark, out), record.model_id, previous,
-                                old_edges)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bold-sources") as pool:
+            # The sources' logs are read while the catalog starts and the last run is looked up (driver latency).
+            pending_reads = pool.submit(read_sources, spark, config)
+            previous = history.pinned_table(spark, out.qualified("crosswalk"))
+            old_edges = history.pinned_table(spark, out.qualified("match_edges"))
+            last = _check_resumable(config, history.last_successful_link(spark, out), record.model_id, previous,
+                                    old_edges)
+            reads = pending_reads.result()
         # Checkpoints of this run's input and dirty set: deleted when the run ends.
         with splink_model.checkpoints_under(spark, f"{str(config.scratch_dir).rstrip('/')}/{record.run_id}-input"):
             with record.stage("changes"):
-                reads = read_sources(spark, config)
                 changes = _find_changes(spark, config, reads, last)
                 # One checkpoint for every later use: the diffs' plans are long, the ids few.
                 changed = changed_ids(changes).checkpoint()
                 changes = {name: found._replace(ids=changed.where(F.col("source_system") == name))
                            for name, found in changes.items()}
-                log.info("incremental link: %d changed record ids since run %s (%s)", changed.count(),
+                changed_rows = changed.count()
+                log.info("incremental link: %d changed record ids since run %s (%s)", changed_rows,
                          last["run_id"], ", ".join(f"{k}: {v.how}" for k, v in changes.items()))
             with record.stage("read_standardise"):
                 stored = read_state(spark, config, run_id=last["run_id"])
@@ -188,7 +192,8 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                     prepared = prepare_input(spark, config, as_of=as_of, reads=reads)
                 else:
                     prepared = prepare_changed_input(spark, config, reads, stored_records=stored, changes=changes,
-                                                     as_of=as_of)
+                                                     as_of=as_of, changed_rows=changed_rows,
+                                                     stored_counts=last["counts"])
                 record.inputs = _inputs_for_record(prepared)
                 restandardised = sum(p.rows for p in prepared.profiles.values())
                 record.message = (f"changes by source: {', '.join(f'{k}: {v.how}' for k, v in changes.items())}; "
@@ -245,15 +250,16 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
     out = config.output
     # Materialised once: every blocking rule joins both sides, and TF tables read the whole population.
     persons = persons.checkpoint()
-    changed_persons = persons.join(dirty, KEYS, how="left_semi").checkpoint()
-    unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
-    changed_rows = changed_persons.count()
-    log.info("incremental link: %d accepted records to score against the rest", changed_rows)
-    dirty_gone = dirty.join(changed_persons.select(*KEYS), KEYS, how="left_anti").checkpoint()  # deleted, rejected
-    dirty_gone = small_side(dirty_gone, dirty_gone.count())
     workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
                                             scratch_dir=str(config.scratch_dir), run_id=record.run_id)
     try:
+        changed_persons = as_parquet(persons.join(dirty, KEYS, how="left_semi"),
+                                     f"{workspace.scratch_path}/bold_changed")
+        unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
+        changed_rows = changed_persons.count()
+        log.info("incremental link: %d accepted records to score against the rest", changed_rows)
+        dirty_gone = dirty.join(changed_persons.select(*KEYS), KEYS, how="left_anti").checkpoint()  # deleted, rejected
+        dirty_gone = small_side(dirty_gone, dirty_gone.count())
         with record.stage("scoring"):
             new_edges = conform(
                 predict_edges_touching(workspace, changed_persons, unchanged_persons, changed_rows=changed_rows,
@@ -276,8 +282,8 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
             # members of one previous cluster, a new one joins two seeds): clustering and best edges need no other.
             strong = _edges_within(edges_now.where(F.col("match_probability") >= threshold), nodes).checkpoint()
             components = cluster_records(nodes, strong, threshold=threshold).checkpoint()
-            assignment = assign_stable_ids(components, prev_affected, run_id=record.run_id,
-                                           issued=issued, at=record.started_at)
+            assignment = assign_stable_ids(components, prev_affected, run_id=record.run_id, issued=issued,
+                                           at=record.started_at, reuse=lambda frame: frame.checkpoint())
             rows = finish_crosswalk(assignment.crosswalk_ids, strong, threshold=threshold,
                                     run_id=record.run_id).checkpoint()
             xw_changes = crosswalk_changes(rows, previous, dirty_gone).checkpoint()
@@ -287,8 +293,7 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
             upserts = xw_changes.where(F.col("_op") == "upsert").select(*KEYS)
             already = previous.join(small_side(upserts, int(ops["upserted"])), KEYS, how="left_semi").count()
             inserted = int(ops["upserted"]) - already
-            before = previous.count()
-            record.crosswalk_rows = before - int(ops["deleted"]) + inserted
+            record.crosswalk_rows = previous.count() - int(ops["deleted"]) + inserted
             log.info("incremental link: %d crosswalk rows recomputed, %d added, %d removed", ops["upserted"],
                      inserted, ops["deleted"])
         accepted = sum(c["records_accepted"] for c in prepared.counts.values())
@@ -307,9 +312,10 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
             # Then the crosswalk in one MERGE transaction, then the events that describe it.
             history.merge_changes(xw_changes, out.qualified("crosswalk"), keys=KEYS)
             history.write_events(events, out, run_id=record.run_id)
-        published = spark.table(out.qualified("crosswalk")).agg(
-            F.countDistinct("cluster_id").alias("clusters")).first()  # bounded: one row
-        record.clusters = int(published["clusters"])
+        # A cluster of size s has s rows: clusters counted from rows per size, without a shuffle of a million ids.
+        by_size = (spark.table(out.qualified("crosswalk")).groupBy("cluster_size")
+                   .agg(F.count(F.lit(1)).alias("rows")).collect())  # bounded: one row per cluster size
+        record.clusters = sum(row["rows"] // row["cluster_size"] for row in by_size)
         new_edges.unpersist()
     finally:
         workspace.close()

@@ -179,7 +179,8 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
 
 def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tuple[DataFrame, SourceSnapshot]], *,
                           stored_records: StoredRecords, changes: dict[str, Changes],
-                          as_of: str | None = None) -> PreparedInput:
+                          as_of: str | None = None, changed_rows: int | None = None,
+                          stored_counts: dict[str, dict[str, Any]] | None = None) -> PreparedInput:
     """prepare_input's result from the records the last run stored (bold_spark/io/state.py) plus what changed.
 
     Read, validated and standardised again: every row of a changed id (a repeated id is judged on all its
@@ -187,38 +188,50 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     files alone unless an appended id repeats a stored one; a source changed "all" is read whole. Whole-source
     checks a subset cannot answer (an empty source, an all-null column) were made by the run that stored the
     records. Each source's total is then checked against its current row count, so a missed change stops the run.
+    ``changed_rows``: the number of changed ids, when the caller has counted them. ``stored_counts``: per source,
+    the counts (``source_counts``) of the stored records, as the run that stored them recorded; the counts are
+    then the stored ones minus the replaced rows' plus the fresh rows', without counting every record again.
     """
     latest = F.lit(as_of).cast("date") if as_of else None
+    # Plain counts of the pinned reads: Delta answers them from its log's statistics, without reading the files;
+    # that is mostly driver work, done while the changes are standardised.
+    pool = ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="bold-counts")
+    rows_now = {snapshot.source_system: pool.submit(raw.count) for raw, snapshot in reads}
+    pool.shutdown(wait=False)  # the submitted counts still run; results are read below
     stored, stored_version = stored_records
-    stored_ids = stored.select(*KEYS).where(F.col("source_record_id").isNotNull())
     changed = changed_ids(changes)
-    changed = small_side(changed, changed.count())
-    repeating = _sources_repeating_stored_ids(changes, changed, stored_ids)
-    subsets, kept_null_ids = [], []
+    changed_rows = changed.count() if changed_rows is None else changed_rows
+    configured = [s.name for s in config.sources]
+    reread = [name for name, found in changes.items() if found.how == "all"]
+    appended = [name for name, found in changes.items() if found.how != "all" and found.appended_files is not None]
+    # Sources whose stored rows without an id stay: their new rows without an id can only be in the changes read.
+    kept_null_ids = [name for name, found in changes.items() if found.how == "unchanged" or name in appended]
+    kept_sources = [name for name in configured if name not in reread]
+    kept = stored.where(F.col("source_system").isin(kept_sources))
+    # One pass over the stored records marks the rows this run replaces: rows of a changed id, and rows without an
+    # id of a source whose id-less rows are read again. Their counts, per source, also say which appended files
+    # repeat a stored id.
+    marked = kept.join(small_side(changed.withColumn("_bold_changed", F.lit(True)), changed_rows), KEYS, how="left")
+    replaced_rule = F.coalesce(F.col("_bold_changed"), F.lit(False)) | (
+        F.col("source_record_id").isNull() & ~F.col("source_system").isin(kept_null_ids))
+    replaced_counts = _counts(marked.where(replaced_rule).drop("_bold_changed"))
+    repeating = {name for name in appended if replaced_counts.get(name, {}).get("records_read", 0) > 0}
+    subsets = []
     for (raw, _), source in zip(reads, config.sources):
         found = changes[source.name]
         if found.how == "all":
             subsets.append(raw)
         elif found.how == "unchanged":
             subsets.append(raw.limit(0))
-            kept_null_ids.append(source.name)
-        elif found.appended_files is not None:
-            subsets.append(_appended_rows(raw, source, found, stored_ids, repeats=source.name in repeating))
-            kept_null_ids.append(source.name)
+        elif source.name in appended:
+            subsets.append(_appended_rows(raw, source, found, stored, repeats=source.name in repeating))
         else:
             subsets.append(_rows_of_ids(raw, source, found.ids))
     fresh, profiles = _validate_and_standardise(config, subsets, latest=latest, whole_sources=False)
     # Only what was standardised again is checkpointed: its lineage (changes, validation, six sources' subsets)
     # is long, and every later query would analyse it again; the stored records are one scan.
     fresh = fresh.checkpoint()
-    reread = [name for name, found in changes.items() if found.how == "all"]
-    configured = [s.name for s in config.sources]
-    kept = stored.where(F.col("source_system").isin([name for name in configured if name not in reread]))
-    kept = (kept.where(F.col("source_record_id").isNotNull())
-            .join(changed, KEYS, how="left_anti")
-            .unionByName(kept.where(F.col("source_record_id").isNull()
-                                    & F.col("source_system").isin(kept_null_ids))))
-    standardised = kept.unionByName(fresh)
+    standardised = marked.where(~replaced_rule).drop("_bold_changed").unionByName(fresh)
     state_changes = None  # a source read whole, or one no longer configured: the next stored records are rewritten
     if not reread and stored.where(~F.col("source_system").isin(configured)).limit(1).count() == 0:  # bounded
         # A null id stands for every stored row without an id, of the sources whose id-less rows were read again.
@@ -226,16 +239,34 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
                                                 "source_system string, source_record_id string")
         state_changes = StateChanges(fresh, changed.select(*KEYS).unionByName(reread_null_ids),
                                      stored_version)
-    counts = _counts(standardised)
-    # Plain counts of the pinned reads: Delta answers them from its log's statistics, without reading the files.
-    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="bold-counts") as pool:
-        rows_now = list(pool.map(lambda read: (read[1].source_system, read[0].count()), reads))
-    for source_system, rows in rows_now:
+    counts = (_derived_counts(stored_counts, replaced_counts, _counts(fresh), kept_sources)
+              if stored_counts is not None and all(name in stored_counts for name in kept_sources)
+              else _counts(standardised))
+    for source_system, rows in ((name, future.result()) for name, future in rows_now.items()):
         derived = counts.get(source_system, {}).get("records_read", 0)
         if derived != rows:
             raise DataQualityError(f"source {source_system}: accounting: the table has {rows} records but the "
                                    f"last run's records and the changes give {derived}; run a full link")
     return PreparedInput(standardised, [s for _, s in reads], counts, profiles, state_changes)
+
+
+def _derived_counts(stored: dict[str, dict[str, Any]], replaced: dict[str, dict[str, Any]],
+                    fresh: dict[str, dict[str, Any]], kept_sources: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-source counts (as ``source_counts``): ``stored`` - ``replaced`` + ``fresh``; ``stored`` counts only for
+    ``kept_sources``. Sources left with no record have no entry, as in ``source_counts``."""
+    def combine(source: str, key: str):
+        parts = [(1, stored.get(source, {}) if source in kept_sources else {}), (-1, replaced.get(source, {})),
+                 (1, fresh.get(source, {}))]
+        if key == "invalid_values":
+            fields = {field for _, c in parts for field in (c.get(key) or {})}
+            return {field: sum(sign * int((c.get(key) or {}).get(field, 0)) for sign, c in parts)
+                    for field in sorted(fields)}
+        return sum(sign * int(c.get(key) or 0) for sign, c in parts)
+
+    keys = ("records_read", "records_accepted", "records_rejected", "invalid_values")
+    counts = {source: {"source_system": source, **{key: combine(source, key) for key in keys}}
+              for source in {*kept_sources, *fresh}}
+    return {source: c for source, c in counts.items() if c["records_read"] > 0}
 
 
 def changed_ids(changes: dict[str, Changes]) -> DataFrame:
@@ -254,24 +285,15 @@ def _rows_of_ids(raw: DataFrame, source: SourceConfig, ids: DataFrame) -> DataFr
     return _rows_with_ids(raw, source, ids).unionByName(raw.where(_as_text(raw, source.record_id).isNull()))
 
 
-def _sources_repeating_stored_ids(changes: dict[str, Changes], changed: DataFrame, stored_ids: DataFrame) -> set[str]:
-    """The sources whose appended files repeat an id the stored records have (one query for every source)."""
-    appended = [name for name, found in changes.items() if found.appended_files is not None]
-    if not appended:
-        return set()
-    repeated = (stored_ids.where(F.col("source_system").isin(appended)).join(changed, KEYS, how="left_semi")
-                .select("source_system").distinct().collect())  # bounded: one row per source
-    return {row["source_system"] for row in repeated}
-
-
-def _appended_rows(raw: DataFrame, source: SourceConfig, found: Changes, stored_ids: DataFrame, *,
+def _appended_rows(raw: DataFrame, source: SourceConfig, found: Changes, stored: DataFrame, *,
                    repeats: bool) -> DataFrame:
     """The rows of the appended files, and (``repeats``) the earlier copies of the appended ids the last run
     already had."""
     appended = found.appended_rows if found.appended_rows is not None else rows_in_files(raw, found.appended_files)
     if not repeats:
         return appended
-    repeated = found.ids.join(stored_ids.where(F.col("source_system") == source.name), KEYS, how="left_semi")
+    repeated = found.ids.join(stored.where(F.col("source_system") == source.name).select(*KEYS), KEYS,
+                              how="left_semi")
     log.info("source %s: appended records repeat ids the last run had; reading their earlier copies", source.name)
     earlier = _rows_with_ids(rows_in_files(raw, found.appended_files, inside=False), source, repeated)
     return appended.unionByName(earlier)

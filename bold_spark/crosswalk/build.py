@@ -69,6 +69,7 @@ def build_crosswalk(records: DataFrame, edges: DataFrame, *, threshold: float, r
     # Checkpointed (the session's checkpoint dir, as connected_components does): the id assignment reads the
     # components several times, and re-planning their lineage for each read is slow.
     components = cluster_records(records, edges, threshold=threshold).checkpoint()
-    assignment: StableAssignment = assign_stable_ids(components, previous, run_id=run_id, issued=issued, at=at)
+    assignment: StableAssignment = assign_stable_ids(components, previous, run_id=run_id, issued=issued, at=at,
+                                                     reuse=lambda frame: frame.checkpoint())
     crosswalk = finish_crosswalk(assignment.crosswalk_ids, edges, threshold=threshold, run_id=run_id)
     return crosswalk, assignment.events

@@ -19,6 +19,7 @@ could have continued elsewhere (greedy, one round); that is deterministic and re
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,14 +49,16 @@ class StableAssignment:
 
 
 def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_id: str,
-                      issued: DataFrame | None = None, at: datetime | None = None) -> StableAssignment:
+                      issued: DataFrame | None = None, at: datetime | None = None,
+                      reuse: Callable[[DataFrame], DataFrame] = lambda frame: frame) -> StableAssignment:
     """Ids for this run's clusters, carried forward from ``previous`` where the clusters continue.
 
     ``components``: (source_system, source_record_id, component), one row per record of this run, where
     ``component`` is the cluster's smallest member key (``record_key``). ``previous``: the last published
     (source_system, source_record_id, cluster_id), or None on a first run. ``issued``: (cluster_id) of every id
     ever issued (e.g. from bold.cluster_events), so a retired id is never handed out again; ``previous``'s ids
-    are always treated as issued. Two intermediate frames are checkpointed (the session's checkpoint folder).
+    are always treated as issued. ``reuse`` keeps the two intermediate frames that both the ids and the events
+    read (e.g. ``lambda f: f.checkpoint()``; by default they are recomputed per query).
     """
     spark = components.sparkSession
     when = F.lit(at).cast("timestamp") if at else F.current_timestamp()
@@ -65,9 +68,8 @@ def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_
         previous = spark.createDataFrame([], "source_system string, source_record_id string, cluster_id string")
     prev = previous.select("source_system", "source_record_id", F.col("cluster_id").alias("prev_id"))
 
-    # Checkpointed (as new_ids below): the ids and the events are separate queries, and both read them.
-    overlap = (comp.join(prev, ["source_system", "source_record_id"], how="inner")
-               .groupBy("component", "prev_id").agg(F.count(F.lit(1)).alias("overlap"))).checkpoint()
+    overlap = reuse(comp.join(prev, ["source_system", "source_record_id"], how="inner")
+                    .groupBy("component", "prev_id").agg(F.count(F.lit(1)).alias("overlap")))
     # Each previous id's first choice: the cluster holding most of its records, then the smallest member key.
     by_prev = Window.partitionBy("prev_id").orderBy(F.col("overlap").desc(), F.col("component"))
     choice = overlap.withColumn("r", F.row_number().over(by_prev)).where(F.col("r") == 1).drop("r")
@@ -96,8 +98,8 @@ def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_
     taken = taken.join(candidates.select("cluster_id"), "cluster_id", how="left_semi")
     candidates = candidates.join(taken, "cluster_id", how="left_anti")
     first_free = Window.partitionBy("component").orderBy("salt")
-    new_ids = (candidates.withColumn("r", F.row_number().over(first_free)).where(F.col("r") == 1)
-               .select("component", "cluster_id")).checkpoint()
+    new_ids = reuse(candidates.withColumn("r", F.row_number().over(first_free)).where(F.col("r") == 1)
+                    .select("component", "cluster_id"))
     fresh_events = fresh.join(new_ids, "component", how="inner").select(
         F.when(F.col("origin_id").isNull(), F.lit("new")).otherwise(F.lit("split")).alias("event"),
         "cluster_id", F.col("origin_id").alias("related_cluster_id"), F.col("size").alias("records"))

@@ -40,13 +40,27 @@ def _delta_log(spark: SparkSession, ref: TableRef):
     return delta_log.forTable(spark._jsparkSession, identifier)
 
 
+def _newest_snapshot(spark: SparkSession, ref: TableRef):
+    none = spark._jvm.scala.Option.empty()
+    return _delta_log(spark, ref).update(False, none, none)
+
+
+def latest_version(spark: SparkSession, ref: TableRef) -> int | None:
+    """The table's newest version from its log (no Spark job, unlike ``DeltaTable.history``), or None."""
+    try:
+        version = int(_newest_snapshot(spark, ref).version())
+    except (Py4JError, PySparkException) as exc:
+        log.info("table %s: Delta log version unavailable (%s); reading its history", ref.describe(),
+                 type(exc).__name__)
+        return None
+    return version if version >= 0 else None  # -1: no commit yet
+
+
 def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str] | None:
     """The table's properties (``delta.enableChangeDataFeed`` ...) at its newest version, or None."""
     try:
-        jvm = spark._jvm
-        none = jvm.scala.Option.empty()
-        snapshot = _delta_log(spark, ref).update(False, none, none)
-        return dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(snapshot.metadata().configuration()))
+        configuration = _newest_snapshot(spark, ref).metadata().configuration()
+        return dict(spark._jvm.scala.jdk.javaapi.CollectionConverters.asJava(configuration))
     except (Py4JError, PySparkException) as exc:
         log.info("table %s: Delta log properties unavailable (%s); using DESCRIBE DETAIL", ref.describe(),
                  type(exc).__name__)

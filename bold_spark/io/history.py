@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 from bold_spark.config import OutputTables, TableRef
 from bold_spark.crosswalk.stable_ids import issued_ids
 from bold_spark.io.delta import overwrite_table, read_table, replace_rows
+from bold_spark.io.delta_log import latest_version
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,10 @@ def current_version(spark: SparkSession, name: str) -> int | None:
     """The newest Delta version of a catalog table, or None if the table does not exist yet."""
     if not spark.catalog.tableExists(name):
         return None
-    return int(DeltaTable.forName(spark, name).history(1).select("version").first()["version"])  # bounded: one row
+    version = latest_version(spark, TableRef(name=name))
+    if version is None:
+        version = int(DeltaTable.forName(spark, name).history(1).select("version").first()["version"])  # one row
+    return version
 
 
 def previous_crosswalk(spark: SparkSession, output: OutputTables) -> DataFrame | None:
@@ -56,8 +60,12 @@ def publish_crosswalk(crosswalk: DataFrame, events: DataFrame, output: OutputTab
     write_events(events, output, run_id=run_id)
 
 
+_COUNT_KEYS = ("records_read", "records_accepted", "records_rejected", "invalid_values")
+
+
 def last_successful_link(spark: SparkSession, output: OutputTables) -> dict | None:
-    """The newest succeeded link (or incremental link) run's id and per-source Delta versions; None if none."""
+    """The newest succeeded link (or incremental link) run's id, and per source: the Delta version and partition
+    filter it read, and its record counts (where recorded); None if there is none."""
     name = output.qualified("link_runs")
     if not spark.catalog.tableExists(name):
         return None
@@ -68,7 +76,9 @@ def last_successful_link(spark: SparkSession, output: OutputTables) -> dict | No
         return None
     return {"run_id": row[0]["run_id"], "model_id": row[0]["model_id"], "config_digest": row[0]["config_digest"],
             "versions": {i["source_system"]: i["delta_version"] for i in row[0]["inputs"] or []},
-            "filters": {i["source_system"]: i["partition_filter"] for i in row[0]["inputs"] or []}}
+            "filters": {i["source_system"]: i["partition_filter"] for i in row[0]["inputs"] or []},
+            "counts": {i["source_system"]: {k: i[k] for k in _COUNT_KEYS} for i in row[0]["inputs"] or []
+                       if all(i[k] is not None for k in _COUNT_KEYS)}}
 
 
 def pinned_table(spark: SparkSession, name: str) -> DataFrame | None:

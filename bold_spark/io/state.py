@@ -47,6 +47,17 @@ def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> N
      .save(str(state_path(config))))
 
 
+def tagged_session(spark: SparkSession, run_id: str) -> SparkSession:
+    """A session of its own (same context, conf and catalog) whose Delta commits carry ``run_id``.
+
+    DeltaMergeBuilder takes no commit options, and the same setting on the caller's session would tag every table
+    written beside the stored records at the same time (the run writes its tables side by side).
+    """
+    tagged = spark.newSession()
+    tagged.conf.set("spark.databricks.delta.commitInfo.userMetadata", run_id)
+    return tagged
+
+
 def update_state(changes: StateChanges | None, standardised: DataFrame, config: JobConfig, *, run_id: str) -> str:
     """Store this run's records, ``standardised``: by applying ``changes`` to the version they were made against
     (one MERGE commit tagged with ``run_id``) when that is still the newest version, else by rewriting them all.
@@ -67,15 +78,11 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
         F.col("source_record_id").alias("_key"), F.lit("delete").alias("_op"))
     # <=>: a null key deletes every stored row without an id (they are all read again); inserted rows never match.
     condition = ("t.source_system = s.source_system AND t.source_record_id <=> s._key AND s._op = 'delete'")
-    tag = "spark.databricks.delta.commitInfo.userMetadata"  # DeltaMergeBuilder takes no commit options
-    spark.conf.set(tag, run_id)
-    try:
-        (table.alias("t").merge(inserts.unionByName(deletes).alias("s"), condition)
-         .whenMatchedDelete()
-         .whenNotMatchedInsert(condition="s._op = 'insert'", values={f"`{c}`": f"s.`{c}`" for c in columns})
-         .execute())
-    finally:
-        spark.conf.unset(tag)
+    (DeltaTable.forPath(tagged_session(spark, run_id), path).alias("t")
+     .merge(inserts.unionByName(deletes).alias("s"), condition)
+     .whenMatchedDelete()
+     .whenNotMatchedInsert(condition="s._op = 'insert'", values={f"`{c}`": f"s.`{c}`" for c in columns})
+     .execute())
     if table.history(1).select("userMetadata").first()["userMetadata"] != run_id:  # bounded: one row
         write_state(standardised, config, run_id=run_id)  # a MERGE that changed nothing commits nothing
         return "rewritten"

@@ -12,7 +12,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, functions as F
 
-from bold_spark.linkage.model import SplinkWorkspace, blocking_candidates
+from bold_spark.broadcast import as_parquet
+from bold_spark.linkage.model import SplinkWorkspace, blocking_candidates, name_safe
 
 log = logging.getLogger(__name__)
 
@@ -29,32 +30,25 @@ def _edges(predictions: DataFrame) -> DataFrame:
     )
 
 
-def _as_parquet(df: DataFrame, path: str) -> DataFrame:
-    """``df`` written as parquet under the workspace and read back. Unlike a checkpoint, a file scan has a size Spark
-    knows, so each blocking rule's join broadcasts the few changed records instead of shuffling both sides."""
-    df.write.mode("overwrite").parquet(path)
-    return df.sparkSession.read.parquet(path)
-
-
 def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, unchanged: DataFrame, *,
                            changed_rows: int, blocking_rules: list[Any], threshold: float,
                            run_id: str) -> DataFrame:
     """Edges (as ``predict_edges``) at or above ``threshold`` with at least one side in ``changed`` (of
     ``changed_rows`` records).
 
-    ``changed`` and ``unchanged`` partition the workspace's input (same columns). Within-pair orientation follows
-    Splink (left = changed for pairs between the two); consumers treat edges as unordered.
+    ``changed`` and ``unchanged`` partition the workspace's input (same columns); ``changed`` is read from files
+    (``as_parquet``), so each blocking rule's join broadcasts it. Within-pair orientation follows Splink (left =
+    changed for pairs between the two); consumers treat edges as unordered.
     """
     linker = workspace.linker
     for column in linker._settings_obj._term_frequency_columns:  # on the whole population, as predict() does
         linker.table_management.compute_tf_table(column.unquote().name)
     db_api = linker._db_api
-    tag = "".join(ch if ch.isalnum() else "_" for ch in run_id)
+    tag = name_safe(run_id)
     # Only the records that share a block with a changed one can pair with it: the rest of the population
     # (most of it) is left out of Splink's concatenated input, which it materialises with term frequencies.
-    changed = _as_parquet(changed, f"{workspace.scratch_path}/bold_changed_{tag}")
-    candidates = _as_parquet(blocking_candidates(unchanged, changed, blocking_rules, changed_rows=changed_rows),
-                             f"{workspace.scratch_path}/bold_candidates_{tag}")
+    candidates = as_parquet(blocking_candidates(unchanged, changed, blocking_rules, changed_rows=changed_rows),
+                            f"{workspace.scratch_path}/bold_candidates")
     log.info("incremental scoring: %d records share a block with a changed record", candidates.count())
     changed_sdf = db_api.register(changed, table_name=f"bold_changed_{tag}")
     unchanged_sdf = db_api.register(candidates, table_name=f"bold_unchanged_{tag}")

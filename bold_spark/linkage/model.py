@@ -79,6 +79,11 @@ class SplinkWorkspace:
                 self.spark.sparkContext.setCheckpointDir(self.previous_checkpoint_dir)
 
 
+def name_safe(run_id: str) -> str:
+    """``run_id`` as part of a table or view name."""
+    return "".join(ch if ch.isalnum() else "_" for ch in run_id)
+
+
 def open_workspace(spark: SparkSession, persons: DataFrame, *, settings: Any, linkage: LinkageSettings,
                    scratch_dir: str, run_id: str) -> SplinkWorkspace:
     """Register ``persons`` (canonical + linkage columns) with Splink on Spark under a per-run scratch folder."""
@@ -88,7 +93,7 @@ def open_workspace(spark: SparkSession, persons: DataFrame, *, settings: Any, li
     previous_dir = _swap_checkpoint_dir(spark, scratch_path)
     db_api = SparkAPI(spark_session=spark, break_lineage_method=linkage.break_lineage_method,
                       num_partitions_on_repartition=max(2, int(spark.conf.get("spark.sql.shuffle.partitions"))))
-    view = "bold_persons_" + "".join(ch if ch.isalnum() else "_" for ch in run_id)
+    view = "bold_persons_" + name_safe(run_id)
     table = db_api.register(persons, dataset_display_name="persons", table_name=view)
     linker = Linker(table, settings, log_level=None)
     return SplinkWorkspace(spark, linker, scratch_path, previous_dir, view)

@@ -32,6 +32,7 @@ def delivered(spark, tmp_path_factory):
     first = pipeline.prepare_input(spark, config, as_of=AS_OF)
     write_state(first.standardised, config, run_id="run-1")
     versions = {s.source_system: s.delta_version for s in first.snapshots}
+    stored_counts = first.counts  # what run-1 would record in bold.link_runs
     first.release()
 
     path, rid = config.source(EDITED).table.path, RECORD_ID_COLUMN[EDITED]
@@ -55,7 +56,7 @@ def delivered(spark, tmp_path_factory):
     changes = {source.name: changed_record_ids(spark, source, from_version=versions[source.name],
                                                to_version=snapshot.delta_version)
                for source, (_, snapshot) in zip(config.sources, reads)}
-    return config, reads, changes, ids, appended_ids
+    return config, reads, changes, ids, appended_ids, stored_counts
 
 
 def _rows(prepared: pipeline.PreparedInput) -> DataFrame:
@@ -67,14 +68,14 @@ def _ids(changes) -> set[tuple[str, str]]:
 
 
 def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, delivered):
-    config, reads, changes, ids, appended_ids = delivered
+    config, reads, changes, ids, appended_ids, stored_counts = delivered
     assert {name: c.how for name, c in changes.items() if c.how != "unchanged"} == {
         EDITED: "version diff of changed files", APPENDED: "appended files"}
     assert _ids(changes) == {*((EDITED, i) for i in [*ids[:2], *ids[3:6]]),
                              (APPENDED, appended_ids[0]), (APPENDED, "new-record-1")}
     stored = read_state(spark, config, run_id="run-1")
     incremental = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=changes,
-                                                 as_of=AS_OF)
+                                                 as_of=AS_OF, stored_counts=stored_counts)
     full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
     a, b = _rows(incremental), _rows(full)
     assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
@@ -85,7 +86,8 @@ def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, de
     assert c.exceptAll(b).count() == 0 and b.exceptAll(c).count() == 0
     # A stored version that is no longer the newest is not merged into: the records are rewritten.
     assert update_state(incremental.state_changes, incremental.standardised, config, run_id="run-3") == "rewritten"
-    assert incremental.counts == full.counts
+    # derived from the stored records' counts, and equal to counting the records again
+    assert incremental.counts == full.counts == pipeline._counts(incremental.standardised)
     # both copies of each repeated id are rejected, and the records without an id are counted
     for source, duplicates in ((EDITED, 4), (APPENDED, 2)):
         rejects = full.standardised.where(F.col("source_system") == source).groupBy("reject_reason").count()
@@ -99,20 +101,23 @@ def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, de
 
 
 def test_a_change_the_run_did_not_see_stops_it(spark, delivered):
-    config, reads, changes, ids, _ = delivered
+    config, reads, changes, ids, _, stored_counts = delivered
     stored = read_state(spark, config, run_id="run-1")
     found = changes[EDITED]
     missed = {**changes, EDITED: found._replace(ids=found.ids.where(F.col("source_record_id") != ids[3]))}
-    with pytest.raises(DataQualityError, match=f"source {EDITED}: accounting: .* run a full link"):
-        pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=missed,
-                                       as_of=AS_OF)
+    for counts in (None, stored_counts):  # counted again, or derived from the stored records' counts
+        with pytest.raises(DataQualityError, match=f"source {EDITED}: accounting: .* run a full link"):
+            pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=missed,
+                                           as_of=AS_OF, stored_counts=counts)
 
 
 def test_a_reread_source_is_taken_whole_and_an_unknown_run_has_no_stored_records(spark, delivered):
-    config, reads, changes, _, _ = delivered
+    config, reads, changes, _, _, stored_counts = delivered
     stored = read_state(spark, config, run_id="run-1")
     whole = {**changes, EDITED: Changes(changes[EDITED].ids.limit(0), "all")}
-    reread = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=whole, as_of=AS_OF)
+    # The counts are derived: the stored records' counts, less the rows replaced, plus the rows read again.
+    reread = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=whole, as_of=AS_OF,
+                                            stored_counts=stored_counts)
     full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
     assert reread.counts == full.counts
     assert reread.state_changes is None  # a source read whole: the stored records are rewritten, not merged

@@ -106,3 +106,19 @@ def test_output_tables_get_deletion_vectors_so_a_merge_rewrites_only_changed_row
     metrics = DeltaTable.forName(spark, new).history(1).first()["operationMetrics"]
     assert metrics["numTargetRowsCopied"] == "0" and int(metrics["numTargetDeletionVectorsAdded"]) >= 1
     assert spark.table(new).count() == 199 and spark.table(new).where("k = '1'").first()["n"] == 100
+
+
+def test_a_tagged_session_tags_its_own_commits_and_no_other(spark, tmp_path, housing):
+    """The stored records' MERGE is tagged with the run id while the run writes its other tables side by side."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from bold_spark.io.state import tagged_session
+
+    tagged = tagged_session(spark, "run-7")
+    spark.range(3).write.format("delta").save(str(tmp_path / "beside"))  # the caller's session, after tagging
+    DeltaTable.forPath(tagged, housing).delete(F.col("case_id") == "4")
+    tags = {name: DeltaTable.forPath(spark, path).history(1).first()["userMetadata"]
+            for name, path in (("beside", str(tmp_path / "beside")), ("housing", housing))}
+    assert tags == {"beside": None, "housing": "run-7"}
+    assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None

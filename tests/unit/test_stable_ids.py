@@ -136,3 +136,16 @@ def test_an_id_issued_before_is_never_reissued(spark):
     got = assign_stable_ids(_components(spark, [["b", "c"], ["a"]]), prev, run_id="r3", issued=issued_ids(history))
     ids = _ids(got)
     assert ids["b"] == _new_id("a") and ids["a"] == _new_id("a", 2)
+
+
+def test_frames_kept_for_reuse_give_the_same_assignment(spark, scenario):
+    """Callers checkpoint the two frames both outputs read (``reuse``); the result must not depend on it."""
+    kept = []
+
+    def keep(frame):
+        kept.append(frame)
+        return frame.localCheckpoint()
+
+    got = assign_stable_ids(_components(spark, CURRENT), _previous(spark, PREVIOUS), run_id="r2", reuse=keep)
+    assert len(kept) == 2
+    assert (_ids(got), _events(got)) == scenario[:2]
