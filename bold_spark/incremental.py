@@ -13,9 +13,9 @@
    threshold joins them to anything that changed.
 6. bold.match_edges and bold.crosswalk are updated with one Delta MERGE each (edges of dirty records removed, new
    ones added; affected records upserted, records gone from the input deleted), and so are the stored records
-   (bold_spark/io/state.py); rejects are replaced; events appended. Deletion vectors keep each MERGE from
-   rewriting the unchanged rows. Crosswalk rows of untouched clusters keep the run_id of the run that last
-   assigned them.
+   (bold_spark/io/state.py); rejects are replaced; events follow the crosswalk. The tables are written side by
+   side, each in its own transaction. Deletion vectors keep each MERGE from rewriting the unchanged rows.
+   Crosswalk rows of untouched clusters keep the run_id of the run that last assigned them.
 
 Differences from a full run on the same data: pairs between two unchanged records keep the scores they got when
 they were scored, while a full run rescores them with term frequencies of the current population; a pair whose
@@ -32,7 +32,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from bold_spark.broadcast import as_parquet, small_side
-from bold_spark.config import JobConfig
+from bold_spark.config import JobConfig, OutputTables
 from bold_spark.crosswalk.build import cluster_records, finish_crosswalk
 from bold_spark.crosswalk.stable_ids import assign_stable_ids
 from bold_spark.errors import ConfigError, DataQualityError
@@ -73,18 +73,23 @@ def _side(edges: DataFrame, side: str) -> DataFrame:
                         F.col(f"source_record_id_{side}").alias("source_record_id"))
 
 
-def _join_side(edges: DataFrame, records: DataFrame, side: str, *, how: str, small: bool = False) -> DataFrame:
-    """``edges`` joined (``how``) with ``records(source_system, source_record_id)`` on side ``side``'s keys."""
+def _join_side(edges: DataFrame, records: DataFrame, side: str, *, how: str, small: bool = False,
+               carry: tuple[str, ...] = ()) -> DataFrame:
+    """``edges`` joined (``how``) with ``records(source_system, source_record_id, *carry)`` on side ``side``'s
+    keys."""
     keys = [f"source_system_{side}", f"source_record_id_{side}"]
-    renamed = records.select(*KEYS).toDF(*keys)
+    renamed = records.select(*KEYS, *carry).toDF(*keys, *carry)
     return edges.join(F.broadcast(renamed) if small else renamed, keys, how=how)
 
 
 def edges_touching(edges: DataFrame, records: DataFrame) -> DataFrame:
-    """Keys (EDGE_KEYS) of the edges with at least one side in ``records(source_system, source_record_id)``."""
-    on_l = _join_side(edges, records, "l", how="left_semi")
-    on_r = _join_side(edges, records, "r", how="left_semi")
-    return on_l.select(*EDGE_KEYS).unionByName(on_r.select(*EDGE_KEYS)).distinct()  # keys: maps cannot be distinct
+    """Keys (EDGE_KEYS) of the edges with at least one side in ``records(source_system, source_record_id)`` (keys
+    distinct): one pass over the edges, each side looked up in the records (broadcast when they are hinted)."""
+    looked_up = edges.select(*EDGE_KEYS)
+    for side in ("l", "r"):
+        looked_up = _join_side(looked_up, records.withColumn(f"_bold_on_{side}", F.lit(True)), side, how="left",
+                               carry=(f"_bold_on_{side}",))
+    return looked_up.where(F.col("_bold_on_l") | F.col("_bold_on_r")).select(*EDGE_KEYS)
 
 
 def _edges_within(edges: DataFrame, records: DataFrame) -> DataFrame:
@@ -240,6 +245,12 @@ def _store_records(prepared, config: JobConfig, run_id: str) -> None:
     log.info("incremental link: stored records %s", how)
 
 
+def _publish_changes(xw_changes: DataFrame, events: DataFrame, out: OutputTables, *, run_id: str) -> None:
+    """The crosswalk in one MERGE transaction, then the events that describe it (never events without it)."""
+    history.merge_changes(xw_changes, out.qualified("crosswalk"), keys=KEYS)
+    history.write_events(events, out, run_id=run_id)
+
+
 def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
     totals = previous.agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("cluster_id").alias("clusters")).first()
     record.crosswalk_rows, record.clusters, record.edges_recorded = int(totals["rows"]), int(totals["clusters"]), 0
@@ -302,16 +313,16 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
                                    f"{record.crosswalk_rows} rows after this run; nothing was published")
         with record.stage("writing"):
             ensure_database(spark, out)
+            # Each table is its own transaction, side by side. If one fails after another committed, the run is
+            # recorded as failed and the next run relinks the same changes (every write here is idempotent).
             write_concurrently({
                 "match_edges": lambda: history.merge_changes(edge_changes(old_edges, new_edges, dirty),
                                                              out.qualified("match_edges"), keys=EDGE_KEYS),
                 "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
                                                    out.qualified("rejects"), partition_by=["source_system"]),
                 "state": lambda: _store_records(prepared, config, record.run_id),
+                "crosswalk": lambda: _publish_changes(xw_changes, events, out, run_id=record.run_id),
             })
-            # Then the crosswalk in one MERGE transaction, then the events that describe it.
-            history.merge_changes(xw_changes, out.qualified("crosswalk"), keys=KEYS)
-            history.write_events(events, out, run_id=record.run_id)
         # A cluster of size s has s rows: clusters counted from rows per size, without a shuffle of a million ids.
         by_size = (spark.table(out.qualified("crosswalk")).groupBy("cluster_size")
                    .agg(F.count(F.lit(1)).alias("rows")).collect())  # bounded: one row per cluster size

@@ -45,6 +45,7 @@ from bold_spark.quality.report import render_report, sample_edges, write_report
 from bold_spark.quality.run_quality import load_model, run_quality, write_run_quality
 from bold_spark.views.catalog import create_views
 from bold_spark.standardise.person import (
+    COUNT_COLUMNS,
     _as_text,
     accepted_records,
     rejected_records,
@@ -263,8 +264,7 @@ def _derived_counts(stored: dict[str, dict[str, Any]], replaced: dict[str, dict[
                     for field in sorted(fields)}
         return sum(sign * int(c.get(key) or 0) for sign, c in parts)
 
-    keys = ("records_read", "records_accepted", "records_rejected", "invalid_values")
-    counts = {source: {"source_system": source, **{key: combine(source, key) for key in keys}}
+    counts = {source: {"source_system": source, **{key: combine(source, key) for key in COUNT_COLUMNS}}
               for source in {*kept_sources, *fresh}}
     return {source: c for source, c in counts.items() if c["records_read"] > 0}
 

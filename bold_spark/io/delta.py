@@ -15,7 +15,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession, functions as F, types as T
 
 from bold_spark.config import OutputTables, SourceConfig, TableRef
-from bold_spark.io.delta_log import latest_version
+from bold_spark.io.delta_log import newest_version
 from bold_spark.errors import ConfigError, DataQualityError, SchemaContractError
 from bold_spark.faults import hold_during_write
 
@@ -38,15 +38,10 @@ def _latest_version(spark: SparkSession, source: SourceConfig) -> int:
             if not DeltaTable.isDeltaTable(spark, source.table.path):
                 raise DataQualityError(
                     f"{source.file}: source {source.name}: table.path: no Delta table at {source.table.path}")
-            table = DeltaTable.forPath(spark, source.table.path)
-        else:
-            if not spark.catalog.tableExists(source.table.name):
-                raise DataQualityError(
-                    f"{source.file}: source {source.name}: table.name: catalog table {source.table.name} not found")
-            table = DeltaTable.forName(spark, source.table.name)
-        version = latest_version(spark, source.table)
-        if version is None:
-            version = int(table.history(1).select("version").first()["version"])  # bounded: one row
+        elif not spark.catalog.tableExists(source.table.name):
+            raise DataQualityError(
+                f"{source.file}: source {source.name}: table.name: catalog table {source.table.name} not found")
+        version = newest_version(spark, source.table)
     except AnalysisException as exc:
         raise DataQualityError(
             f"{source.file}: source {source.name}: cannot open {source.table.describe()} as Delta "

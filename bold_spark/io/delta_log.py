@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
+from delta.tables import DeltaTable
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
@@ -54,6 +55,15 @@ def latest_version(spark: SparkSession, ref: TableRef) -> int | None:
                  type(exc).__name__)
         return None
     return version if version >= 0 else None  # -1: no commit yet
+
+
+def newest_version(spark: SparkSession, ref: TableRef) -> int:
+    """An existing table's newest version: from its log, else from ``DESCRIBE HISTORY`` (a Spark job)."""
+    version = latest_version(spark, ref)
+    if version is None:
+        table = DeltaTable.forPath(spark, ref.path) if ref.path else DeltaTable.forName(spark, ref.name)
+        version = int(table.history(1).select("version").first()["version"])  # bounded: one row
+    return version
 
 
 def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str] | None:

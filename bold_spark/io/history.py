@@ -13,7 +13,8 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 from bold_spark.config import OutputTables, TableRef
 from bold_spark.crosswalk.stable_ids import issued_ids
 from bold_spark.io.delta import overwrite_table, read_table, replace_rows
-from bold_spark.io.delta_log import latest_version
+from bold_spark.io.delta_log import newest_version
+from bold_spark.standardise.person import COUNT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,7 @@ def current_version(spark: SparkSession, name: str) -> int | None:
     """The newest Delta version of a catalog table, or None if the table does not exist yet."""
     if not spark.catalog.tableExists(name):
         return None
-    version = latest_version(spark, TableRef(name=name))
-    if version is None:
-        version = int(DeltaTable.forName(spark, name).history(1).select("version").first()["version"])  # one row
-    return version
+    return newest_version(spark, TableRef(name=name))
 
 
 def previous_crosswalk(spark: SparkSession, output: OutputTables) -> DataFrame | None:
@@ -60,9 +58,6 @@ def publish_crosswalk(crosswalk: DataFrame, events: DataFrame, output: OutputTab
     write_events(events, output, run_id=run_id)
 
 
-_COUNT_KEYS = ("records_read", "records_accepted", "records_rejected", "invalid_values")
-
-
 def last_successful_link(spark: SparkSession, output: OutputTables) -> dict | None:
     """The newest succeeded link (or incremental link) run's id, and per source: the Delta version and partition
     filter it read, and its record counts (where recorded); None if there is none."""
@@ -77,8 +72,8 @@ def last_successful_link(spark: SparkSession, output: OutputTables) -> dict | No
     return {"run_id": row[0]["run_id"], "model_id": row[0]["model_id"], "config_digest": row[0]["config_digest"],
             "versions": {i["source_system"]: i["delta_version"] for i in row[0]["inputs"] or []},
             "filters": {i["source_system"]: i["partition_filter"] for i in row[0]["inputs"] or []},
-            "counts": {i["source_system"]: {k: i[k] for k in _COUNT_KEYS} for i in row[0]["inputs"] or []
-                       if all(i[k] is not None for k in _COUNT_KEYS)}}
+            "counts": {i["source_system"]: {k: i[k] for k in COUNT_COLUMNS} for i in row[0]["inputs"] or []
+                       if all(i[k] is not None for k in COUNT_COLUMNS)}}
 
 
 def pinned_table(spark: SparkSession, name: str) -> DataFrame | None:

@@ -16,8 +16,9 @@ from typing import NamedTuple
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
-from bold_spark.config import JobConfig
+from bold_spark.config import JobConfig, TableRef
 from bold_spark.io.delta import OUTPUT_TABLE_PROPERTIES
+from bold_spark.io.delta_log import newest_version
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
     Returns how ("merged" or "rewritten")."""
     spark = standardised.sparkSession
     path = str(state_path(config))
-    table = DeltaTable.forPath(spark, path) if changes is not None and DeltaTable.isDeltaTable(spark, path) else None
-    newest = table.history(1).select("version").first()["version"] if table else None  # bounded: one row
-    if table is None or newest != changes.base_version:
+    stored = changes is not None and DeltaTable.isDeltaTable(spark, path)
+    newest = newest_version(spark, TableRef(path=path)) if stored else None
+    if newest is None or newest != changes.base_version:
         write_state(standardised, config, run_id=run_id)
         return "rewritten"
     columns = changes.fresh.columns
@@ -83,8 +84,8 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
      .whenMatchedDelete()
      .whenNotMatchedInsert(condition="s._op = 'insert'", values={f"`{c}`": f"s.`{c}`" for c in columns})
      .execute())
-    if table.history(1).select("userMetadata").first()["userMetadata"] != run_id:  # bounded: one row
-        write_state(standardised, config, run_id=run_id)  # a MERGE that changed nothing commits nothing
+    if newest_version(spark, TableRef(path=path)) == newest:  # a MERGE that changed nothing commits nothing
+        write_state(standardised, config, run_id=run_id)
         return "rewritten"
     return "merged"
 

@@ -175,6 +175,10 @@ def rejected_records(standardised: DataFrame, *, run_id: str) -> DataFrame:
     )
 
 
+# The per-source counts ``source_counts`` gives (beside source_system), as link runs record them.
+COUNT_COLUMNS = ("records_read", "records_accepted", "records_rejected", "invalid_values")
+
+
 def source_counts(standardised: DataFrame) -> DataFrame:
     """One row per source: records read, accepted, rejected, and invalid values per field (aggregates only, one
     pass over the records)."""

@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, functions as F
 from bold_spark import pipeline
 from bold_spark.errors import DataQualityError
 from bold_spark.io.changes import Changes, changed_record_ids
-from bold_spark.io.state import read_state, update_state, write_state
+from bold_spark.io.state import StateChanges, read_state, update_state, write_state
 from bold_spark.standardise.person import REASON_DUPLICATE_ID, REASON_NULL_ID
 from bold_spark.synthetic.departments import RECORD_ID_COLUMN
 from bold_spark.synthetic.generate import generate
@@ -86,6 +86,11 @@ def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, de
     assert c.exceptAll(b).count() == 0 and b.exceptAll(c).count() == 0
     # A stored version that is no longer the newest is not merged into: the records are rewritten.
     assert update_state(incremental.state_changes, incremental.standardised, config, run_id="run-3") == "rewritten"
+    # No change to apply: the MERGE commits nothing, so the records are rewritten to carry this run's tag.
+    unchanged = StateChanges(incremental.state_changes.fresh.limit(0), incremental.state_changes.replaced.limit(0),
+                             read_state(spark, config, run_id="run-3").version)
+    assert update_state(unchanged, incremental.standardised, config, run_id="run-4") == "rewritten"
+    assert read_state(spark, config, run_id="run-4").records.count() == b.count()
     # derived from the stored records' counts, and equal to counting the records again
     assert incremental.counts == full.counts == pipeline._counts(incremental.standardised)
     # both copies of each repeated id are rejected, and the records without an id are counted
