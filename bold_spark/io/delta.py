@@ -32,7 +32,7 @@ class SourceSnapshot:
     partition_filter: str | None
 
 
-def _latest_version(spark: SparkSession, source: SourceConfig) -> int:
+def _source_version(spark: SparkSession, source: SourceConfig) -> int:
     try:
         if source.table.path:
             if not DeltaTable.isDeltaTable(spark, source.table.path):
@@ -54,7 +54,7 @@ def read_source(spark: SparkSession, source: SourceConfig) -> tuple[DataFrame, S
 
     Fails before any work if a mapped column is missing, naming the config file, the source, the key and the column.
     """
-    version = _latest_version(spark, source)
+    version = _source_version(spark, source)
     if source.table.path:
         df = spark.read.format("delta").option("versionAsOf", version).load(source.table.path)
     else:

@@ -46,7 +46,7 @@ def _newest_snapshot(spark: SparkSession, ref: TableRef):
     return _delta_log(spark, ref).update(False, none, none)
 
 
-def latest_version(spark: SparkSession, ref: TableRef) -> int | None:
+def _logged_version(spark: SparkSession, ref: TableRef) -> int | None:
     """The table's newest version from its log (no Spark job, unlike ``DeltaTable.history``), or None."""
     try:
         version = int(_newest_snapshot(spark, ref).version())
@@ -59,7 +59,7 @@ def latest_version(spark: SparkSession, ref: TableRef) -> int | None:
 
 def newest_version(spark: SparkSession, ref: TableRef) -> int:
     """An existing table's newest version: from its log, else from ``DESCRIBE HISTORY`` (a Spark job)."""
-    version = latest_version(spark, ref)
+    version = _logged_version(spark, ref)
     if version is None:
         table = DeltaTable.forPath(spark, ref.path) if ref.path else DeltaTable.forName(spark, ref.name)
         version = int(table.history(1).select("version").first()["version"])  # bounded: one row
