@@ -9,7 +9,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -194,11 +194,7 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
     then the stored ones minus the replaced rows' plus the fresh rows', without counting every record again.
     """
     latest = F.lit(as_of).cast("date") if as_of else None
-    # Plain counts of the pinned reads: Delta answers them from its log's statistics, without reading the files;
-    # that is mostly driver work, done while the changes are standardised.
-    pool = ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="bold-counts")
-    rows_now = {snapshot.source_system: pool.submit(raw.count) for raw, snapshot in reads}
-    pool.shutdown(wait=False)  # the submitted counts still run; results are read below
+    rows_now = _rows_now(reads, changes, stored_counts)
     stored, stored_version = stored_records
     changed = changed_ids(changes)
     changed_rows = changed.count() if changed_rows is None else changed_rows
@@ -249,6 +245,29 @@ def prepare_changed_input(spark: SparkSession, config: JobConfig, reads: list[tu
             raise DataQualityError(f"source {source_system}: accounting: the table has {rows} records but the "
                                    f"last run's records and the changes give {derived}; run a full link")
     return PreparedInput(standardised, [s for _, s in reads], counts, profiles, state_changes)
+
+
+def _rows_now(reads: list[tuple[DataFrame, SourceSnapshot]], changes: dict[str, Changes],
+              stored_counts: dict[str, dict[str, Any]] | None) -> dict[str, Future]:
+    """Each source's row count at the version read, counted while the changes are standardised.
+
+    A source whose log shows nothing since the last run but appended files has the last run's count plus the rows
+    the log's statistics give those files (what Delta's own count adds up, without the two Spark jobs per source
+    that rebuild the table's state); an unchanged source has the last run's count. Delta counts the others.
+    """
+    def count(raw: DataFrame, found: Changes, last: dict[str, Any] | None) -> int:
+        if last is not None and found.how == "unchanged":
+            return int(last["records_read"])
+        if last is not None and found.appended_records is not None:
+            return int(last["records_read"]) + found.appended_records
+        return raw.count()
+
+    pool = ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="bold-counts")
+    rows = {snapshot.source_system: pool.submit(count, raw, changes[snapshot.source_system],
+                                                (stored_counts or {}).get(snapshot.source_system))
+            for raw, snapshot in reads}
+    pool.shutdown(wait=False)  # the submitted counts still run; results are read by the caller
+    return rows
 
 
 def _derived_counts(stored: dict[str, dict[str, Any]], replaced: dict[str, dict[str, Any]],

@@ -87,6 +87,8 @@ class Changes(NamedTuple):
     how: str
     appended_files: frozenset[str] | None = None  # "appended files": the names of the new data files
     appended_rows: DataFrame | None = None  # "appended files": their rows (partition filter applied), when known
+    # "appended files": how many rows they hold, per the log's statistics, when known and no partition filter applies
+    appended_records: int | None = None
 
 
 def changed_record_ids(spark: SparkSession, source: SourceConfig, *, from_version: int | None,
@@ -112,7 +114,8 @@ def changed_record_ids(spark: SparkSession, source: SourceConfig, *, from_versio
         # Read once (into the run's checkpoints): the ids, validation and standardisation all use these rows, and
         # a delivery's many small files cost more to open than to read.
         rows = _filtered(appended.rows, source).checkpoint()
-        return Changes(_record_ids(rows, source).distinct(), "appended files", appended.names, rows)
+        return Changes(_record_ids(rows, source).distinct(), "appended files", appended.names, rows,
+                       None if source.partition_filter else appended.records)
     before = _filtered(read_table(spark, ref, version=from_version), source)
     has_map = any(isinstance(f.dataType, T.MapType) for f in current.schema.fields)  # exceptAll cannot compare maps
     if has_map or sorted(current.columns) != sorted(before.columns):  # schema changed: every record may differ

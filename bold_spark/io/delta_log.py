@@ -10,6 +10,7 @@ or refuses; callers then take the public route (slower, same answer).
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import NamedTuple
 
@@ -30,6 +31,7 @@ _NEUTRAL_ACTIONS = {"CommitInfo", "SetTransaction", "DomainMetadata"}
 class AppendedFiles(NamedTuple):
     rows: DataFrame  # every column of the table, read from the appended files alone
     names: frozenset[str]  # the data files' names (Delta names each file with a fresh UUID)
+    records: int | None  # the rows they hold, from the log's per-file statistics; None if a file has none
 
 
 def _delta_log(spark: SparkSession, ref: TableRef):
@@ -77,6 +79,12 @@ def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str] | Non
         return None
 
 
+def _records(added: list) -> int | None:
+    """Rows in the files ``added`` (AddFile actions without deletion vectors), from their statistics."""
+    counts = [json.loads(stats).get("numRecords") if stats else None for stats in (a.stats() for a in added)]
+    return None if any(c is None for c in counts) else sum(int(c) for c in counts)
+
+
 def appended_files(spark: SparkSession, ref: TableRef, *, from_version: int, to_version: int
                    ) -> AppendedFiles | None:
     """The rows the commits after ``from_version`` up to ``to_version`` added, when those commits only added files
@@ -104,7 +112,7 @@ def appended_files(spark: SparkSession, ref: TableRef, *, from_version: int, to_
         snapshot = delta_log.getSnapshotAt(to_version, none, none, False)
         files = jvm.scala.jdk.javaapi.CollectionConverters.asScala(jvm.java.util.ArrayList(added)).toList()
         rows = DataFrame(delta_log.createDataFrame(snapshot, files, False, none), spark)
-        return AppendedFiles(rows, frozenset(a.path().rsplit("/", 1)[-1] for a in added))
+        return AppendedFiles(rows, frozenset(a.path().rsplit("/", 1)[-1] for a in added), _records(added))
     except (Py4JError, PySparkException) as exc:
         log.info("table %s: appended files not readable from the Delta log (%s); diffing versions",
                  ref.describe(), type(exc).__name__)

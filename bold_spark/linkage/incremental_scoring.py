@@ -10,24 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame
 
 from bold_spark.broadcast import as_parquet
-from bold_spark.linkage.model import SplinkWorkspace, blocking_candidates, name_safe
+from bold_spark.linkage.model import SplinkWorkspace, blocking_candidates, edges_of, name_safe
 
 log = logging.getLogger(__name__)
-
-
-def _edges(predictions: DataFrame) -> DataFrame:
-    gammas = [c for c in predictions.columns if c.startswith("gamma_")]
-    levels = (F.create_map(*[x for g in gammas for x in (F.lit(g[len("gamma_"):]), F.col(g).cast("int"))])
-              if gammas else F.lit(None).cast("map<string,int>"))
-    return predictions.select(
-        "source_system_l", "source_record_id_l", "source_system_r", "source_record_id_r",
-        F.col("match_weight").cast("double").alias("match_weight"),
-        F.col("match_probability").cast("double").alias("match_probability"),
-        levels.alias("comparison_levels"),
-    )
 
 
 def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, unchanged: DataFrame, *,
@@ -56,4 +44,4 @@ def predict_edges_touching(workspace: SplinkWorkspace, changed: DataFrame, uncha
                                                warning_mode="never")
     within = linker.inference.predict_within(changed_sdf, threshold_match_probability=threshold,
                                              warning_mode="never")
-    return _edges(between.as_spark_dataframe()).unionByName(_edges(within.as_spark_dataframe()))
+    return edges_of(between.as_spark_dataframe()).unionByName(edges_of(within.as_spark_dataframe()))

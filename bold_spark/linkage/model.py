@@ -169,17 +169,21 @@ def blocking_candidates(others: DataFrame, changed: DataFrame, specs: list[Any],
     at least one rule: every pair the rules can generate between the two has its ``others`` side here. ``others``
     whole when a rule's equality keys differ between its sides or it has none (then every record may pair).
 
-    One pass over ``others``: each record's keys probe the changed records' keys (broadcast when few), so only the
-    records that share one are shuffled, to drop the copies of a record that shares several.
+    Each record's keys probe the changed records' keys (broadcast when few); only the ids of the records that share
+    one are shuffled, to list a record that shares several once, and the records are then taken by id (a second
+    pass). Deduplicating whole records instead sorts every column of them: slower at a million records.
     """
     conditions = _equi_join_conditions(specs)
     if not all(_same_on_both_sides(conds) for conds in conditions):
         return others
+    ids = ["source_system", "source_record_id"]
     keys = F.array(*[_block_hash(i, conds) for i, conds in enumerate(conditions)])
     changed_keys = changed.select(F.explode(keys).alias("_bold_block")).where(F.col("_bold_block").isNotNull())
-    return (others.select("*", F.explode(keys).alias("_bold_block"))
-            .join(small_side(changed_keys.distinct(), changed_rows * len(conditions)), "_bold_block", how="left_semi")
-            .drop("_bold_block").dropDuplicates(["source_system", "source_record_id"]))
+    sharing = (others.select(*ids, F.explode(keys).alias("_bold_block"))
+               .join(small_side(changed_keys.distinct(), changed_rows * len(conditions)), "_bold_block",
+                     how="left_semi")
+               .select(*ids).distinct().checkpoint())
+    return others.join(small_side(sharing, sharing.count()), ids, how="left_semi")
 
 
 def block_statistics(persons: DataFrame, specs: list[Any], *, n: int = LARGEST_BLOCKS) -> list[RuleBlocks]:
@@ -333,8 +337,12 @@ def model_id_of(model_path: Path) -> str:
 
 
 def predict_edges(workspace: SplinkWorkspace, *, threshold: float) -> DataFrame:
-    """Scored pairs at or above ``threshold``: ids of both sides, weight, probability, comparison levels."""
-    predictions = workspace.linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe()
+    """Scored pairs at or above ``threshold``, as ``edges_of``."""
+    return edges_of(workspace.linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe())
+
+
+def edges_of(predictions: DataFrame) -> DataFrame:
+    """Splink's scored pairs as edges: ids of both sides, weight, probability, comparison levels (gamma_ columns)."""
     gammas = [c for c in predictions.columns if c.startswith("gamma_")]
     levels = (F.create_map(*[x for g in gammas for x in (F.lit(g[len("gamma_"):]), F.col(g).cast("int"))])
               if gammas else F.lit(None).cast("map<string,int>"))

@@ -116,6 +116,21 @@ def test_a_change_the_run_did_not_see_stops_it(spark, delivered):
                                            as_of=AS_OF, stored_counts=counts)
 
 
+def test_row_counts_of_appended_and_unchanged_sources_come_from_the_log(spark, delivered):
+    config, reads, changes, _, _, stored_counts = delivered
+    assert changes[APPENDED].appended_records == 3  # the three appended rows, from the log's file statistics
+    counted = pipeline._rows_now(reads, changes, stored_counts)
+    assert {name: future.result() for name, future in counted.items()} == {
+        snapshot.source_system: raw.count() for raw, snapshot in reads}
+    # Appended rows lost on the way to standardisation no longer add up to the table's count: the run stops.
+    stored = read_state(spark, config, run_id="run-1")
+    found = changes[APPENDED]
+    lost = {**changes, APPENDED: found._replace(appended_rows=found.appended_rows.limit(2))}
+    with pytest.raises(DataQualityError, match=f"source {APPENDED}: accounting: .* run a full link"):
+        pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=lost, as_of=AS_OF,
+                                       stored_counts=stored_counts)
+
+
 def test_a_reread_source_is_taken_whole_and_an_unknown_run_has_no_stored_records(spark, delivered):
     config, reads, changes, _, _, stored_counts = delivered
     stored = read_state(spark, config, run_id="run-1")

@@ -143,3 +143,22 @@ def test_a_feed_switched_on_after_the_start_falls_back_to_the_diff(spark, tmp_pa
     assert (found_by, _ids(ids)) == ("version diff of changed files", {"r2", "r3", "r4", "r5"})
     (ids, found_by, *_) = changed_record_ids(spark, _source(path), from_version=4, to_version=5)
     assert (found_by, _ids(ids)) == ("change data feed", {"r4"})
+
+
+def test_appended_rows_are_counted_from_the_log_when_every_file_has_statistics(spark, tmp_path):
+    path = tmp_path / "counted"
+    spark.createDataFrame([("r1", "smith", "2026-01")], SCHEMA).write.format("delta") \
+        .partitionBy("extract_month").save(str(path))
+    spark.createDataFrame([("r2", "jones", "2026-02"), ("r3", "khan", "2026-02"), ("r4", "li", "2026-03")], SCHEMA) \
+        .write.format("delta").mode("append").save(str(path))  # version 1: three rows in two partitions' files
+    spark.conf.set("spark.databricks.delta.stats.collect", "false")
+    try:  # version 2: a file written without statistics
+        spark.createDataFrame([("r5", "ng", "2026-03")], SCHEMA).write.format("delta").mode("append").save(str(path))
+    finally:
+        spark.conf.unset("spark.databricks.delta.stats.collect")
+    assert changed_record_ids(spark, _source(path), from_version=0, to_version=1).appended_records == 3
+    no_statistics = changed_record_ids(spark, _source(path), from_version=0, to_version=2)
+    assert (no_statistics.how, no_statistics.appended_records) == ("appended files", None)
+    # a partition filter reads part of the files: their statistics do not count the rows read
+    filtered = changed_record_ids(spark, _source(path, "extract_month = '2026-02'"), from_version=0, to_version=1)
+    assert (filtered.how, filtered.appended_records) == ("appended files", None)
