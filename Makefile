@@ -11,6 +11,7 @@ SCALES ?= 100000,1000000
 RUN_ID ?=
 SEED ?= 7
 LINKAGE ?=
+SYSTEMS ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
@@ -89,8 +90,10 @@ submit-cluster: setup
 	$(PY) jobs/cluster.py --conf $(CONF) submit -- jobs/link.py --conf $(CONF) --train-if-missing
 
 # bold_spark vs Splink on DuckDB vs default Splink on Spark, same data and model: var/bench/results/<timestamp>.md/.json
+# SYSTEMS=project,duckdb runs a subset (project, incremental, duckdb, spark_default; default all).
 bench: setup
-	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED) $(if $(LINKAGE),--linkage $(LINKAGE))
+	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED) $(if $(LINKAGE),--linkage $(LINKAGE)) \
+	  $(if $(SYSTEMS),--systems $(SYSTEMS))
 
 # The project's train and link on the standalone cluster with 1, then 2 workers of 1 core each (scale-out).
 SCALE_OUT ?= 100000

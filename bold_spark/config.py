@@ -250,6 +250,9 @@ class JobConfig:
     # The standardised records of the last runs (personal data: names, dates of birth), what an incremental run
     # links new records against instead of standardising every source again. Access as to the sources.
     state_dir: Path = Path("var/state")
+    # Days a replaced version of the stored records stays on disk (VACUUM after each store): a record withdrawn at
+    # source is physically gone from state_dir this long after the run that dropped it.
+    state_retention_days: float = 7.0
     quality: QualitySettings = field(default_factory=QualitySettings)
     publish_gate: PublishGateSettings = field(default_factory=PublishGateSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
@@ -714,6 +717,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
         linkage = _parse_linkage(top.node("linkage"), base_dir)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
     state_dir = _resolve(base_dir, top.str("state_dir", required=False, default="var/state"))
+    state_retention_days = top.number("state_retention_days", default=7.0, low=0)
     validation_node = top.node("validation", required=False)
     validation = ValidationPolicy(**_parse_validation(validation_node)) if validation_node else ValidationPolicy()
     privacy_node = top.node("privacy", required=False)
@@ -728,5 +732,6 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
         views = parse_views((file.parent / views_file).resolve(), sources=[s.name for s in sources])
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
-                     scratch_dir=scratch_dir, state_dir=state_dir, quality=quality, publish_gate=publish_gate,
+                     scratch_dir=scratch_dir, state_dir=state_dir,
+                     state_retention_days=state_retention_days, quality=quality, publish_gate=publish_gate,
                      report=report, validation=validation, privacy=privacy, views=views)

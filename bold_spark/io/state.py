@@ -10,6 +10,7 @@ of birth, postcodes): it lives beside the sources' access controls, not in the a
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +47,22 @@ def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> N
     (standardised.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
      .options(**OUTPUT_TABLE_PROPERTIES).option("userMetadata", run_id).partitionBy("source_system")
      .save(str(state_path(config))))
+    forget_replaced_versions(standardised.sparkSession, config)
+
+
+def forget_replaced_versions(spark: SparkSession, config: JobConfig) -> None:
+    """VACUUM the stored records: the files of versions replaced more than ``state_retention_days`` ago are deleted,
+    so the personal data of a record withdrawn at source does not stay on disk. (Rows an incremental MERGE deleted
+    stay in the current version's files, masked by deletion vectors, until the next full run rewrites them.)"""
+    hours = config.state_retention_days * 24
+    quiet = spark.newSession()  # a VACUUM that commits nothing: the newest version stays the run's own (merges)
+    quiet.conf.set("spark.databricks.delta.vacuum.logging.enabled", "false")
+    # VACUUM lists files in this many tasks (Spark's default 10,000 takes minutes in local mode for a few files)
+    quiet.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                   str(spark.sparkContext.defaultParallelism))
+    if hours < 168:  # below Delta's safety check (7 days): nothing but bold_spark reads these records
+        quiet.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    DeltaTable.forPath(quiet, str(state_path(config))).vacuum(hours)
 
 
 def tagged_session(spark: SparkSession, run_id: str) -> SparkSession:
@@ -87,19 +104,26 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
     if newest_version(spark, TableRef(path=path)) == newest:  # a MERGE that changed nothing commits nothing
         write_state(standardised, config, run_id=run_id)
         return "rewritten"
+    forget_replaced_versions(spark, config)
     return "merged"
 
 
 def read_state(spark: SparkSession, config: JobConfig, *, run_id: str) -> StoredRecords | None:
-    """The records run ``run_id`` stored, or None when that version is not there (never stored, or replaced more
-    than RECENT_VERSIONS runs ago)."""
+    """The records run ``run_id`` stored, or None when that version is not there (never stored, replaced more
+    than RECENT_VERSIONS runs ago, or replaced long enough ago for its files to have been vacuumed)."""
     path = str(state_path(config))
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    tagged = (DeltaTable.forPath(spark, path).history(RECENT_VERSIONS).where(F.col("userMetadata") == run_id)
-              .select("version").collect())  # bounded: RECENT_VERSIONS rows at most
+    commits = (DeltaTable.forPath(spark, path).history(RECENT_VERSIONS)
+               .select("version", "timestamp", "userMetadata").collect())  # bounded: RECENT_VERSIONS rows at most
+    tagged = [c["version"] for c in commits if c["userMetadata"] == run_id]
     if not tagged:
         log.info("state: no stored records of run %s in the last %d versions of %s", run_id, RECENT_VERSIONS, path)
         return None
-    version = int(tagged[0]["version"])
+    version = max(tagged)
+    replaced_at = min((c["timestamp"] for c in commits if c["version"] > version), default=None)
+    if replaced_at is not None and datetime.now() - replaced_at >= timedelta(days=config.state_retention_days):
+        log.info("state: the records run %s stored were replaced over %s days ago (state_retention_days) and may "
+                 "have been vacuumed", run_id, config.state_retention_days)
+        return None
     return StoredRecords(spark.read.format("delta").option("versionAsOf", version).load(path), version)

@@ -1,0 +1,39 @@
+"""The stored records hold personal data: a record withdrawn at source must leave the disk once the versions that
+held it are older than ``state_retention_days``, and an incremental run must not try to resume from such a version."""
+from __future__ import annotations
+
+from bold_spark.io.state import read_state, state_path, write_state
+from tests.integration.conftest import demo_environment
+
+COLUMNS = "source_system string, source_record_id string, surname string"
+
+
+def _stored(spark, config, rows, run_id):
+    write_state(spark.createDataFrame(rows, COLUMNS), config, run_id=run_id)
+
+
+def _ids_on_disk(spark, config) -> set[str]:
+    """Every record id in any data file under the table's folder, whatever version refers to it."""
+    files = spark.read.parquet(str(state_path(config)))
+    return {r["source_record_id"] for r in files.select("source_record_id").collect()}  # a few rows
+
+
+def test_a_withdrawn_record_leaves_the_disk_after_the_retention(spark, tmp_path):
+    config = demo_environment(tmp_path, database="state_retention", state_retention_days=0)
+    _stored(spark, config, [("probation", "p1", "A"), ("probation", "withdrawn", "B")], "run-1")
+    _stored(spark, config, [("probation", "p1", "A")], "run-2")
+    assert _ids_on_disk(spark, config) == {"p1"}
+    # run-1's version is in the log but its files are gone: no resuming from it (a full standardisation instead)
+    assert read_state(spark, config, run_id="run-1") is None
+    assert [r["source_record_id"] for r in read_state(spark, config, run_id="run-2").records.collect()] == ["p1"]
+
+
+def test_replaced_versions_are_kept_within_the_retention(spark, tmp_path):
+    config = demo_environment(tmp_path, database="state_retention_kept")  # conf/local.yaml's retention
+    assert config.state_retention_days == 7
+    _stored(spark, config, [("probation", "p1", "A"), ("probation", "withdrawn", "B")], "run-1")
+    _stored(spark, config, [("probation", "p1", "A")], "run-2")
+    assert _ids_on_disk(spark, config) == {"p1", "withdrawn"}
+    # a run held or failed after storing its records: the next one resumes from the last successful run's version
+    resumed = read_state(spark, config, run_id="run-1").records
+    assert sorted(r["source_record_id"] for r in resumed.collect()) == ["p1", "withdrawn"]
