@@ -140,3 +140,17 @@ def test_blocking_candidates_are_the_records_sharing_a_block_with_a_changed_one(
     # a rule whose sides use different columns can pair anything: nothing is left out
     assert splink_model.blocking_candidates(others, changed, [*rules, "l.surname = r.postcode"],
                                             changed_rows=2).count() == 5
+
+
+def test_largest_blocks_come_biggest_first_with_ties_counted_once_each(spark):
+    # surname blocks of 5, 4, 4, 2 and 1 records; first name "x" of 3 records against surname "x" of 2 records.
+    sizes = {"a": 5, "b": 4, "c": 4, "d": 2, "x": 2, "e": 1}
+    rows = [(f"{surname}{i}", surname, "x" if surname == "d" or (surname == "a" and i < 3) else "y")
+            for surname, size in sizes.items() for i in range(size)]
+    persons = spark.createDataFrame(rows, "source_record_id string, surname string, first_name string")
+    same, cross = splink_model.block_statistics(persons, [["surname"], "l.first_name = r.surname"], n=3)
+    assert same.pairs == 10 + 6 + 6 + 1 + 1
+    assert same.largest == [{"records_l": 5, "records_r": 5, "pairs": 10}] + \
+        [{"records_l": 4, "records_r": 4, "pairs": 6}] * 2
+    # five records with first name "x" (three of "a", both of "d") against the two records with surname "x"
+    assert cross == splink_model.RuleBlocks(10, [{"records_l": 5, "records_r": 2, "pairs": 10}])
