@@ -139,9 +139,11 @@ def _location_if_exists(spark: SparkSession, name: str) -> str | None:
     return detail["location"]
 
 
-def with_output_properties(spark: SparkSession, location: str, properties: dict[str, str] | None) -> None:
-    """ALTER the Delta table at ``location`` to OUTPUT_TABLE_PROPERTIES where its ``properties`` differ."""
-    missing = {k: v for k, v in OUTPUT_TABLE_PROPERTIES.items() if (properties or {}).get(k) != v}
+def with_output_properties(spark: SparkSession, location: str, properties: dict[str, str] | None,
+                           wanted: dict[str, str] = OUTPUT_TABLE_PROPERTIES) -> None:
+    """ALTER the Delta table at ``location`` to ``wanted`` where its ``properties`` differ (a table property given
+    as a write option only applies when the write creates the table)."""
+    missing = {k: v for k, v in wanted.items() if (properties or {}).get(k) != v}
     if missing:
         settings = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
         spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({settings})")

@@ -18,12 +18,17 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from bold_spark.config import JobConfig, TableRef
-from bold_spark.io.delta import OUTPUT_TABLE_PROPERTIES
+from bold_spark.io.delta import OUTPUT_TABLE_PROPERTIES, with_output_properties
 from bold_spark.io.delta_log import newest_version
 
 log = logging.getLogger(__name__)
 
 RECENT_VERSIONS = 20  # versions searched for a run's tag; older ones are not worth resuming from
+
+# No column statistics in the log (row counts only): a file's min/max would copy names and dates of birth into
+# _delta_log, where VACUUM does not reach them (log entries stay for delta.logRetentionDuration, 30 days). Nothing
+# reads the stored records by a filter that statistics could skip files for (partitions do that).
+STATE_TABLE_PROPERTIES = {**OUTPUT_TABLE_PROPERTIES, "delta.dataSkippingNumIndexedCols": "0"}
 
 
 def state_path(config: JobConfig) -> Path:
@@ -43,11 +48,19 @@ class StateChanges(NamedTuple):
 
 
 def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> None:
-    """Replace the stored records with this run's, in one Delta commit tagged with ``run_id``."""
+    """Replace the stored records with this run's, in one Delta commit tagged with ``run_id``.
+
+    A table stored before STATE_TABLE_PROPERTIES is altered to them first (files an incremental MERGE adds to it
+    follow the table's properties too)."""
+    path = str(state_path(config))
+    spark = standardised.sparkSession
+    if DeltaTable.isDeltaTable(spark, path):
+        properties = DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"]  # one row
+        with_output_properties(spark, path, properties, wanted=STATE_TABLE_PROPERTIES)
     (standardised.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .options(**OUTPUT_TABLE_PROPERTIES).option("userMetadata", run_id).partitionBy("source_system")
-     .save(str(state_path(config))))
-    forget_replaced_versions(standardised.sparkSession, config)
+     .options(**STATE_TABLE_PROPERTIES).option("userMetadata", run_id).partitionBy("source_system")
+     .save(path))
+    forget_replaced_versions(spark, config)
 
 
 def forget_replaced_versions(spark: SparkSession, config: JobConfig) -> None:

@@ -2,6 +2,8 @@
 held it are older than ``state_retention_days``, and an incremental run must not try to resume from such a version."""
 from __future__ import annotations
 
+import json
+
 from bold_spark.io.state import read_state, state_path, write_state
 from tests.integration.conftest import demo_environment
 
@@ -16,6 +18,24 @@ def _ids_on_disk(spark, config) -> set[str]:
     """Every record id in any data file under the table's folder, whatever version refers to it."""
     files = spark.read.parquet(str(state_path(config)))
     return {r["source_record_id"] for r in files.select("source_record_id").collect()}  # a few rows
+
+
+def _commits(config) -> list[str]:
+    return [p.read_text() for p in sorted((state_path(config) / "_delta_log").glob("*.json"))]
+
+
+def test_the_log_keeps_row_counts_but_no_values(spark, tmp_path):
+    """VACUUM deletes data files, not log entries: a name in a file's min/max statistics would outlive it."""
+    config = demo_environment(tmp_path, database="state_statistics")
+    # stored before statistics were left out: a table written with Delta's defaults (min/max of every column)
+    (spark.createDataFrame([("probation", "p0", "OLDNAME")], COLUMNS).write.format("delta")
+     .partitionBy("source_system").save(str(state_path(config))))
+    assert "OLDNAME" in _commits(config)[0]  # what Delta logs by default
+    _stored(spark, config, [("probation", "p1", "SMITH"), ("housing", "h1", "JONES")], "run-1")
+    later = "".join(_commits(config)[1:])
+    assert "SMITH" not in later and "JONES" not in later
+    added = [json.loads(json.loads(line)["add"]["stats"]) for line in later.splitlines() if '"add"' in line]
+    assert sorted(stats["numRecords"] for stats in added) == [1, 1]  # row counts stay
 
 
 def test_a_withdrawn_record_leaves_the_disk_after_the_retention(spark, tmp_path):
