@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession, functions as F, types as T
 
@@ -31,15 +30,6 @@ def _record_ids(df: DataFrame, source: SourceConfig) -> DataFrame:
 
 def _filtered(df: DataFrame, source: SourceConfig) -> DataFrame:
     return df.where(F.expr(source.partition_filter)) if source.partition_filter else df
-
-
-def _table_properties(spark: SparkSession, source: SourceConfig) -> dict[str, str]:
-    from_log = delta_log.table_properties(spark, source.table)
-    if from_log is not None:
-        return from_log
-    table = DeltaTable.forPath(spark, source.table.path) if source.table.path else DeltaTable.forName(
-        spark, source.table.name)
-    return table.detail().select("properties").first()["properties"] or {}  # bounded: one row
 
 
 def _is_true(properties: dict[str, str], key: str) -> bool:
@@ -103,7 +93,7 @@ def changed_record_ids(spark: SparkSession, source: SourceConfig, *, from_versio
         return Changes(_record_ids(current, source).distinct(), "all")
     if from_version == to_version:
         return Changes(_record_ids(current.limit(0), source), "unchanged")
-    properties = _table_properties(spark, source)
+    properties = delta_log.table_properties(spark, ref)
     feed = _cdf_or_none(spark, source, from_version=from_version, to_version=to_version, properties=properties)
     if feed is not None:
         return Changes(_record_ids(feed, source).distinct(), "change data feed")

@@ -5,8 +5,9 @@ only by scanning every file (Delta prunes files by partition and statistics, nev
 table's properties" with ``DESCRIBE DETAIL``, a Spark job per table. Delta's own DeltaLog answers both from the
 commits alone, and builds a DataFrame over exactly the appended files, as Delta's change feed reader does.
 
-DeltaLog is Delta's internal class, so every function here returns None when it is missing, has another shape,
-or refuses; callers then take the public route (slower, same answer).
+DeltaLog is Delta's internal class, so when it is missing, has another shape, or refuses, newest_version and
+table_properties take the public route themselves and the other functions return None for their callers to take it
+(slower, same answer).
 """
 from __future__ import annotations
 
@@ -68,15 +69,17 @@ def newest_version(spark: SparkSession, ref: TableRef) -> int:
     return version
 
 
-def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str] | None:
-    """The table's properties (``delta.enableChangeDataFeed`` ...) at its newest version, or None."""
+def table_properties(spark: SparkSession, ref: TableRef) -> dict[str, str]:
+    """An existing table's properties (``delta.enableChangeDataFeed`` ...) at its newest version: from its log,
+    else from ``DESCRIBE DETAIL`` (a Spark job)."""
     try:
         configuration = _newest_snapshot(spark, ref).metadata().configuration()
         return dict(spark._jvm.scala.jdk.javaapi.CollectionConverters.asJava(configuration))
     except (Py4JError, PySparkException) as exc:
         log.info("table %s: Delta log properties unavailable (%s); using DESCRIBE DETAIL", ref.describe(),
                  type(exc).__name__)
-        return None
+    table = DeltaTable.forPath(spark, ref.path) if ref.path else DeltaTable.forName(spark, ref.name)
+    return table.detail().select("properties").first()["properties"] or {}  # bounded: one row
 
 
 def _records(added: list) -> int | None:

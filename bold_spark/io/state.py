@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from bold_spark.config import JobConfig, TableRef
 from bold_spark.io.delta import OUTPUT_TABLE_PROPERTIES, with_output_properties
-from bold_spark.io.delta_log import newest_version
+from bold_spark.io.delta_log import newest_version, table_properties
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> N
     path = str(state_path(config))
     spark = standardised.sparkSession
     if DeltaTable.isDeltaTable(spark, path):
-        properties = DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"]  # one row
+        properties = table_properties(spark, TableRef(path=path))  # from the log, no Spark job
         with_output_properties(spark, path, properties, wanted=STATE_TABLE_PROPERTIES)
     (standardised.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
      .options(**STATE_TABLE_PROPERTIES).option("userMetadata", run_id).partitionBy("source_system")
