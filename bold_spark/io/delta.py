@@ -140,13 +140,14 @@ def _location_if_exists(spark: SparkSession, name: str) -> str | None:
 
 
 def with_output_properties(spark: SparkSession, location: str, properties: dict[str, str] | None,
-                           wanted: dict[str, str] = OUTPUT_TABLE_PROPERTIES) -> None:
+                           wanted: dict[str, str] = OUTPUT_TABLE_PROPERTIES) -> bool:
     """ALTER the Delta table at ``location`` to ``wanted`` where its ``properties`` differ (a table property given
-    as a write option only applies when the write creates the table)."""
+    as a write option only applies when the write creates the table). Returns whether it did (a commit)."""
     missing = {k: v for k, v in wanted.items() if (properties or {}).get(k) != v}
     if missing:
         settings = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
         spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({settings})")
+    return bool(missing)
 
 
 def write_concurrently(writes: dict[str, Callable[[], None]]) -> None:

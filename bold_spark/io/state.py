@@ -1,11 +1,11 @@
 """The standardised records a link run linked, kept so the next incremental run re-reads only what changed.
 
 One Delta table per output database under ``state_dir``, overwritten by every full link run and changed in place
-by an incremental run (one MERGE: the rows of the changed ids out, their new rows in; deletion vectors keep it from
-rewriting the unchanged rows). Each version is tagged with its run id (Delta commit ``userMetadata``), so an
-incremental run reads the version of the last successful run even when a later run failed or was held after
-writing its own. It holds personal data (standardised names, dates
-of birth, postcodes): it lives beside the sources' access controls, not in the analysts' catalog.
+by an incremental run (one MERGE: the rows of the changed ids out, their new rows in). Each version is tagged with
+its run id (Delta commit ``userMetadata``), so an incremental run reads the version of the last successful run
+even when a later run failed or was held after writing its own. It holds personal data (standardised names, dates
+of birth, postcodes): it lives beside the sources' access controls, not in the analysts' catalog, and what a run
+replaces leaves the disk after ``state_retention_days`` (forget_replaced_versions).
 """
 from __future__ import annotations
 
@@ -18,17 +18,33 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from bold_spark.config import JobConfig, TableRef
-from bold_spark.io.delta import OUTPUT_TABLE_PROPERTIES, with_output_properties
+from bold_spark.io.delta import with_output_properties
 from bold_spark.io.delta_log import newest_version, table_properties
 
 log = logging.getLogger(__name__)
 
 RECENT_VERSIONS = 20  # versions searched for a run's tag; older ones are not worth resuming from
 
-# No column statistics in the log (row counts only): a file's min/max would copy names and dates of birth into
-# _delta_log, where VACUUM does not reach them (log entries stay for delta.logRetentionDuration, 30 days). Nothing
-# reads the stored records by a filter that statistics could skip files for (partitions do that).
-STATE_TABLE_PROPERTIES = {**OUTPUT_TABLE_PROPERTIES, "delta.dataSkippingNumIndexedCols": "0"}
+STATE_TABLE_PROPERTIES = {
+    # No column statistics in the log (row counts only): a file's min/max would copy names and dates of birth into
+    # _delta_log, where VACUUM does not reach them (log entries stay for delta.logRetentionDuration, 30 days).
+    # Nothing reads the stored records by a filter that statistics could skip files for (partitions do that).
+    "delta.dataSkippingNumIndexedCols": "0",
+    # No deletion vectors (the output tables have them): a row a MERGE deletes (a record withdrawn at source, the
+    # old values of an edited one) would stay in the current file, only masked, until a full run rewrote it. Without
+    # them the MERGE rewrites the files holding such rows, and VACUUM deletes the old files after the retention. A
+    # delivery of appended records only deletes nothing and rewrites no file.
+    "delta.enableDeletionVectors": "false",
+}
+RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
+
+
+def state_table_properties(config: JobConfig) -> dict[str, str]:
+    """STATE_TABLE_PROPERTIES, and ``state_retention_days`` as the property VACUUM goes by: Delta 4 ignores
+    VACUUM's own retention argument unless it is 0 hours (it logs a warning and keeps replaced files for this
+    property, 7 days by default), so a configured 1 or 30 days has to be the table's."""
+    seconds = round(config.state_retention_days * 86400)
+    return {**STATE_TABLE_PROPERTIES, RETENTION_PROPERTY: f"interval {seconds} seconds"}
 
 
 def state_path(config: JobConfig) -> Path:
@@ -50,32 +66,30 @@ class StateChanges(NamedTuple):
 def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> None:
     """Replace the stored records with this run's, in one Delta commit tagged with ``run_id``.
 
-    A table stored before STATE_TABLE_PROPERTIES is altered to them first (files an incremental MERGE adds to it
-    follow the table's properties too)."""
+    A table stored with other properties (by earlier code, or another ``state_retention_days``) is altered to
+    state_table_properties first (files an incremental MERGE adds to it follow the table's properties too)."""
     path = str(state_path(config))
     spark = standardised.sparkSession
+    wanted = state_table_properties(config)
     if DeltaTable.isDeltaTable(spark, path):
         properties = table_properties(spark, TableRef(path=path))  # from the log, no Spark job
-        with_output_properties(spark, path, properties, wanted=STATE_TABLE_PROPERTIES)
+        with_output_properties(spark, path, properties, wanted=wanted)
     (standardised.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .options(**STATE_TABLE_PROPERTIES).option("userMetadata", run_id).partitionBy("source_system")
+     .options(**wanted).option("userMetadata", run_id).partitionBy("source_system")
      .save(path))
     forget_replaced_versions(spark, config)
 
 
 def forget_replaced_versions(spark: SparkSession, config: JobConfig) -> None:
-    """VACUUM the stored records: the files of versions replaced more than ``state_retention_days`` ago are deleted,
-    so the personal data of a record withdrawn at source does not stay on disk. (Rows an incremental MERGE deleted
-    stay in the current version's files, masked by deletion vectors, until the next full run rewrites them.)"""
-    hours = config.state_retention_days * 24
+    """VACUUM the stored records: the files of versions replaced more than ``state_retention_days`` ago (the
+    table's retention property) are deleted, so the personal data of a record withdrawn at source, or the old
+    values of an edited one, do not stay on disk."""
     quiet = spark.newSession()  # a VACUUM that commits nothing: the newest version stays the run's own (merges)
     quiet.conf.set("spark.databricks.delta.vacuum.logging.enabled", "false")
     # VACUUM lists files in this many tasks (Spark's default 10,000 takes minutes in local mode for a few files)
     quiet.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
                    str(spark.sparkContext.defaultParallelism))
-    if hours < 168:  # below Delta's safety check (7 days): nothing but bold_spark reads these records
-        quiet.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    DeltaTable.forPath(quiet, str(state_path(config))).vacuum(hours)
+    DeltaTable.forPath(quiet, str(state_path(config))).vacuum()  # no argument: the table's retention applies
 
 
 def tagged_session(spark: SparkSession, run_id: str) -> SparkSession:
@@ -94,12 +108,17 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
     (one MERGE commit tagged with ``run_id``) when that is still the newest version, else by rewriting them all.
     Returns how ("merged" or "rewritten")."""
     spark = standardised.sparkSession
-    path = str(state_path(config))
+    path, ref = str(state_path(config)), TableRef(path=str(state_path(config)))
     stored = changes is not None and DeltaTable.isDeltaTable(spark, path)
-    newest = newest_version(spark, TableRef(path=path)) if stored else None
+    newest = newest_version(spark, ref) if stored else None
     if newest is None or newest != changes.base_version:
         write_state(standardised, config, run_id=run_id)
         return "rewritten"
+    tagged = tagged_session(spark, run_id)
+    # Properties first (a table stored by earlier code, or another state_retention_days, which may change between
+    # incremental runs), so the MERGE follows them; the ALTER's commit is tagged like the MERGE's.
+    if with_output_properties(tagged, path, table_properties(spark, ref), wanted=state_table_properties(config)):
+        newest = newest_version(spark, ref)
     columns = changes.fresh.columns
     inserts = changes.fresh.select(*columns, F.lit(None).cast("string").alias("_key"), F.lit("insert").alias("_op"))
     fields = {f.name: f.dataType for f in changes.fresh.schema.fields}
@@ -109,12 +128,12 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
         F.col("source_record_id").alias("_key"), F.lit("delete").alias("_op"))
     # <=>: a null key deletes every stored row without an id (they are all read again); inserted rows never match.
     condition = ("t.source_system = s.source_system AND t.source_record_id <=> s._key AND s._op = 'delete'")
-    (DeltaTable.forPath(tagged_session(spark, run_id), path).alias("t")
+    (DeltaTable.forPath(tagged, path).alias("t")
      .merge(inserts.unionByName(deletes).alias("s"), condition)
      .whenMatchedDelete()
      .whenNotMatchedInsert(condition="s._op = 'insert'", values={f"`{c}`": f"s.`{c}`" for c in columns})
      .execute())
-    if newest_version(spark, TableRef(path=path)) == newest:  # a MERGE that changed nothing commits nothing
+    if newest_version(spark, ref) == newest:  # a MERGE that changed nothing commits nothing
         write_state(standardised, config, run_id=run_id)
         return "rewritten"
     forget_replaced_versions(spark, config)
