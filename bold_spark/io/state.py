@@ -108,7 +108,8 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
     (one MERGE commit tagged with ``run_id``) when that is still the newest version, else by rewriting them all.
     Returns how ("merged" or "rewritten")."""
     spark = standardised.sparkSession
-    path, ref = str(state_path(config)), TableRef(path=str(state_path(config)))
+    path = str(state_path(config))
+    ref = TableRef(path=path)
     stored = changes is not None and DeltaTable.isDeltaTable(spark, path)
     newest = newest_version(spark, ref) if stored else None
     if newest is None or newest != changes.base_version:
