@@ -63,19 +63,25 @@ class StateChanges(NamedTuple):
     base_version: int
 
 
+def _align_properties(spark: SparkSession, config: JobConfig) -> bool:
+    """ALTER an existing stored-records table whose properties differ from state_table_properties (stored by earlier
+    code, or under another ``state_retention_days``); returns whether it did (a commit, by ``spark``'s session)."""
+    path = str(state_path(config))
+    return with_output_properties(spark, path, table_properties(spark, TableRef(path=path)),  # from the log
+                                  wanted=state_table_properties(config))
+
+
 def write_state(standardised: DataFrame, config: JobConfig, *, run_id: str) -> None:
     """Replace the stored records with this run's, in one Delta commit tagged with ``run_id``.
 
-    A table stored with other properties (by earlier code, or another ``state_retention_days``) is altered to
-    state_table_properties first (files an incremental MERGE adds to it follow the table's properties too)."""
+    An existing table is aligned to state_table_properties first (a write option only sets a property when the
+    write creates the table; files an incremental MERGE adds to it follow the table's properties too)."""
     path = str(state_path(config))
     spark = standardised.sparkSession
-    wanted = state_table_properties(config)
     if DeltaTable.isDeltaTable(spark, path):
-        properties = table_properties(spark, TableRef(path=path))  # from the log, no Spark job
-        with_output_properties(spark, path, properties, wanted=wanted)
+        _align_properties(spark, config)
     (standardised.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .options(**wanted).option("userMetadata", run_id).partitionBy("source_system")
+     .options(**state_table_properties(config)).option("userMetadata", run_id).partitionBy("source_system")
      .save(path))
     forget_replaced_versions(spark, config)
 
@@ -116,9 +122,9 @@ def update_state(changes: StateChanges | None, standardised: DataFrame, config: 
         write_state(standardised, config, run_id=run_id)
         return "rewritten"
     tagged = tagged_session(spark, run_id)
-    # Properties first (a table stored by earlier code, or another state_retention_days, which may change between
-    # incremental runs), so the MERGE follows them; the ALTER's commit is tagged like the MERGE's.
-    if with_output_properties(tagged, path, table_properties(spark, ref), wanted=state_table_properties(config)):
+    # Properties first (state_retention_days may change between incremental runs), so the MERGE follows them; the
+    # ALTER's commit is tagged like the MERGE's, so the newest version stays this run's own.
+    if _align_properties(tagged, config):
         newest = newest_version(spark, ref)
     columns = changes.fresh.columns
     inserts = changes.fresh.select(*columns, F.lit(None).cast("string").alias("_key"), F.lit("insert").alias("_op"))
