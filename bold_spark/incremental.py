@@ -170,7 +170,7 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
     with recorded_run(spark, config, record):
         settings = splink_model.settings_from_model(config.linkage.model_path, config.linkage)
         record.model_id = splink_model.model_id_of(config.linkage.model_path)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bold-sources") as pool:
+        with record.stage("changes"), ThreadPoolExecutor(max_workers=1, thread_name_prefix="bold-sources") as pool:
             # The sources' logs are read while the catalog starts and the last run is looked up (driver latency).
             pending_reads = pool.submit(read_sources, spark, config)
             previous = history.pinned_table(spark, out.qualified("crosswalk"))
@@ -180,7 +180,7 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
             reads = pending_reads.result()
         # Checkpoints of this run's input and dirty set: deleted when the run ends.
         with splink_model.checkpoints_under(spark, f"{str(config.scratch_dir).rstrip('/')}/{record.run_id}-input"):
-            with record.stage("changes"):
+            with record.stage("changes"):  # the stage goes on: RunRecord.stage adds up its parts
                 changes = _find_changes(spark, config, reads, last)
                 # One checkpoint for every later use: the diffs' plans are long, the ids few.
                 changed = changed_ids(changes).checkpoint()
@@ -220,8 +220,8 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                     _publish_nothing(record, previous)
                     _store_records(prepared, config, record.run_id)  # the next run starts here
                     return record
-                _relink(spark, config, record, persons, small_side(dirty, dirty_count), previous, old_edges,
-                        prepared, settings, threshold)
+                _relink(spark, config, record, persons, dirty, dirty_count, previous, old_edges, prepared, settings,
+                        threshold)
             finally:
                 prepared.release()
     return record
@@ -256,22 +256,27 @@ def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
     record.crosswalk_rows, record.clusters, record.edges_recorded = int(totals["rows"]), int(totals["clusters"]), 0
 
 
-def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared, settings, threshold) -> None:
-    """``dirty`` is hinted for broadcast when small enough (as are the frames derived from it below)."""
+def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, old_edges, prepared, settings,
+            threshold) -> None:
+    """``dirty_keys``: the ``dirty_count`` records to relink. Joins take them (and the frames derived from them)
+    hinted for broadcast when few enough; a hint anywhere but a join's right side only makes Spark log a warning."""
     out = config.output
-    # Materialised once: every blocking rule joins both sides, and TF tables read the whole population.
-    persons = persons.checkpoint()
-    workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
-                                            scratch_dir=str(config.scratch_dir), run_id=record.run_id)
+    dirty = small_side(dirty_keys, dirty_count)
+    with record.stage("scoring"):  # the linkage input is part of it, as in a full run's stages
+        # Materialised once: every blocking rule joins both sides, and TF tables read the whole population.
+        persons = persons.checkpoint()
+        workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
+                                                scratch_dir=str(config.scratch_dir), run_id=record.run_id)
     try:
-        changed_persons = as_parquet(persons.join(dirty, KEYS, how="left_semi"),
-                                     f"{workspace.scratch_path}/bold_changed")
-        unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
-        changed_rows = changed_persons.count()
-        log.info("incremental link: %d accepted records to score against the rest", changed_rows)
-        dirty_gone = dirty.join(changed_persons.select(*KEYS), KEYS, how="left_anti").checkpoint()  # deleted, rejected
-        dirty_gone = small_side(dirty_gone, dirty_gone.count())
         with record.stage("scoring"):
+            changed_persons = as_parquet(persons.join(dirty, KEYS, how="left_semi"),
+                                         f"{workspace.scratch_path}/bold_changed")
+            unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
+            changed_rows = changed_persons.count()
+            log.info("incremental link: %d accepted records to score against the rest", changed_rows)
+            # Deleted or now rejected.
+            dirty_gone = dirty_keys.join(changed_persons.select(*KEYS), KEYS, how="left_anti").checkpoint()
+            dirty_gone = small_side(dirty_gone, dirty_gone.count())
             new_edges = conform(
                 predict_edges_touching(workspace, changed_persons, unchanged_persons, changed_rows=changed_rows,
                                        blocking_rules=list(config.linkage.blocking_rules),
@@ -280,7 +285,8 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
             record.edges_recorded = new_edges.count()
         with record.stage("clustering"):
             edges_now = current_edges(old_edges, new_edges, dirty)
-            prev_affected, nodes = affected_clusters(previous, dirty, new_edges, dirty_gone, threshold=threshold)
+            prev_affected, nodes = affected_clusters(previous, dirty_keys, new_edges, dirty_gone,
+                                                     threshold=threshold)
             # Checkpoints (run scratch dir) keep each later plan small; planning the whole chain again per action
             # cost minutes on a busy machine.
             prev_affected, nodes = prev_affected.checkpoint(), nodes.checkpoint()
@@ -323,10 +329,10 @@ def _relink(spark, config, record, persons, dirty, previous, old_edges, prepared
                 "state": lambda: _store_records(prepared, config, record.run_id),
                 "crosswalk": lambda: _publish_changes(xw_changes, events, out, run_id=record.run_id),
             })
-        # A cluster of size s has s rows: clusters counted from rows per size, without a shuffle of a million ids.
-        by_size = (spark.table(out.qualified("crosswalk")).groupBy("cluster_size")
-                   .agg(F.count(F.lit(1)).alias("rows")).collect())  # bounded: one row per cluster size
-        record.clusters = sum(row["rows"] // row["cluster_size"] for row in by_size)
+            # A cluster of size s has s rows: clusters counted from rows per size, without a shuffle of a million ids.
+            by_size = (spark.table(out.qualified("crosswalk")).groupBy("cluster_size")
+                       .agg(F.count(F.lit(1)).alias("rows")).collect())  # bounded: one row per cluster size
+            record.clusters = sum(row["rows"] // row["cluster_size"] for row in by_size)
         new_edges.unpersist()
     finally:
         workspace.close()

@@ -99,12 +99,13 @@ class RunRecord:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time a stage; a stage entered again (in parts, around other work) adds up."""
         start = time.perf_counter()
-        log.info("stage %s: start", name)
+        log.info("stage %s: %s", name, "resumed" if name in self.stage_seconds else "start")
         try:
             yield
         finally:
-            self.stage_seconds[name] = round(time.perf_counter() - start, 3)
+            self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + time.perf_counter() - start, 3)
             log.info("stage %s: %.1f s", name, self.stage_seconds[name])
 
     def as_row(self) -> dict[str, Any]:

@@ -157,6 +157,11 @@ def test_incremental_run_scores_only_what_changed_and_removes_deleted_records(sp
     assert "new" in kinds, kinds
     runs_table = spark.table(config.output.qualified("link_runs")).where(F.col("run_id") == inc.run_id)
     assert runs_table.select("job", "status").first().asDict() == {"job": "link_incremental", "status": "succeeded"}
+    # its stages account for the run: the last run's lookup and the linkage input are in them, not between them
+    timing = runs_table.select("started_at", "ended_at").first()
+    wall = (timing["ended_at"] - timing["started_at"]).total_seconds()
+    assert list(inc.stage_seconds) == ["changes", "read_standardise", "scoring", "clustering", "writing"]
+    assert sum(inc.stage_seconds.values()) >= 0.9 * wall, (inc.stage_seconds, wall)
     # it started from the first run's stored standardised records and read again only the changed ones
     restandardised = re.search(r"(\d+) records read and standardised", inc.message)
     assert restandardised and "no stored records" not in inc.message, inc.message
