@@ -15,7 +15,7 @@ SYSTEMS ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
-.PHONY: setup demo test test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
+.PHONY: setup demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -59,14 +59,22 @@ report: setup
 publish: setup
 	$(PY) jobs/publish.py --conf $(CONF) --run-id $(RUN_ID)
 
-# Two pytest workers, one test file each at a time (each with its own local SparkSession).
+# Two pytest workers (each with its own local SparkSession), one module (or xdist_group of modules) at a time:
+# see docs/testing.md for what each part builds and how long it takes.
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup
+
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile -m "not processes" $(PYTEST_ARGS)
+	$(PYTEST) -m "not processes" $(PYTEST_ARGS)
+
+# The edit-test loop: the unit tests of transforms and configuration (small inline frames), no linked run, nothing
+# trained, no Delta table histories (the unit tests marked `tables` run in make test).
+test-fast: setup
+	$(PYTEST) -m "not processes and not slow and not tables" tests/unit $(PYTEST_ARGS)
 
 # The long end-to-end tests: spark-submit entry points, a persistent catalog, SIGKILL during scoring and during
 # the crosswalk write, the standalone cluster, incremental and repeated runs in a row (CI runs it too).
 test-processes: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile -m processes $(PYTEST_ARGS)
+	$(PYTEST) -m processes $(PYTEST_ARGS)
 
 # Accuracy of the current crosswalk against the generator's truth (sample data only)
 evaluate: setup

@@ -53,6 +53,7 @@ class SparkSettings:
     checkpoint_dir: Path
     jars_dir: Path
     conf: Mapping[str, str]
+    file: Path | None = None  # the environment file these settings were read from, for messages
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ class TrainingSettings:
     deterministic_rules: tuple[Any, ...] = ()
     recall: float = 0.8
     max_records: int | None = None  # train on a deterministic sample of at most this many records
+    max_comparisons: float | None = None  # per EM or deterministic rule; None: linkage.max_comparisons
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ class LinkageSettings:
     break_lineage_method: str = "parquet"
     # One rule may explode (a shared placeholder name) while the total stays under max_comparisons; None: no cap.
     max_comparisons_per_rule: float | None = None
+    file: Path | None = None  # the YAML file these settings were read from, for messages
 
 
 @dataclass(frozen=True)
@@ -533,6 +536,8 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
             deterministic_rules=tuple(det_rules),
             recall=training_node.number("recall", default=0.8, low=0.01, high=1.0),
             max_records=int(training_node.number("max_records", default=0, low=0)) or None,  # 0: all
+            max_comparisons=(None if training_node._get("max_comparisons", False, None) is None
+                             else training_node.number("max_comparisons", default=0, low=1)),
         )
         training_node.finish()
     else:
@@ -549,7 +554,9 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
                                   else node.number("max_comparisons_per_rule", default=0, low=1)),
         break_lineage_method=node.str("break_lineage_method", required=False, default="parquet",
                                       choices=("parquet", "checkpoint", "persist")),
+        file=node.file,
     )
+    _check_linkage_columns(node, training_node)
     if settings.edge_threshold > settings.cluster_threshold:
         node.fail("edge_threshold must not exceed cluster_threshold (edges that join clusters must be recorded)",
                   "edge_threshold")
@@ -625,6 +632,43 @@ def _parse_report(node: _Node | None, base_dir: Path) -> ReportSettings:
     return settings
 
 
+# A column a blocking rule's SQL names on either side: l.surname, r.`date_of_birth`.
+_RULE_SQL_COLUMN = re.compile(r"\b[lr]\.`?([A-Za-z_][A-Za-z0-9_]*)`?")
+
+
+def _columns_of_rule(rule: Any) -> list[str]:
+    return list(rule) if isinstance(rule, list) else _RULE_SQL_COLUMN.findall(rule)
+
+
+def _check_linkage_columns(node: _Node, training: _Node) -> None:
+    """Every column a comparison or rule names must exist once linkage columns are added: Splink would otherwise
+    fail a minute into the run (or, with a saved model, silently ignore the comparison)."""
+    from bold_spark.linkage.columns import linkage_column_names  # pyspark's type definitions only: no JVM
+
+    allowed = linkage_column_names()
+
+    def check(name: Any, where: _Node, key: str) -> None:
+        if name not in allowed:
+            where.fail(f"unknown column {name!r}; comparisons and rules may name the canonical columns and the "
+                       f"derived ones: {', '.join(allowed)}", key)
+
+    for i, comp in enumerate(node.data["comparisons"]):
+        for key, value in comp.items():
+            if key in ("column", "columns") or key.endswith("_column"):
+                for name in value if isinstance(value, list) else [value]:
+                    check(name, node, f"comparisons[{i}].{key}")
+    for where, key, rules in ((node, "blocking_rules", node.data["blocking_rules"]),
+                              (training, "em_blocking_rules", training.data["em_blocking_rules"]),
+                              (training, "deterministic_rules", training.data["deterministic_rules"])):
+        for i, rule in enumerate(rules):
+            columns = _columns_of_rule(rule)
+            if not columns:
+                where.fail("a SQL rule must compare columns of both records as l.<column> and r.<column>",
+                           f"{key}[{i}]")
+            for name in columns:
+                check(name, where, f"{key}[{i}]")
+
+
 def _check_rules(node: _Node, key: str, rules: list[Any]) -> None:
     for i, rule in enumerate(rules):
         ok = (isinstance(rule, str) and rule.strip()) or (
@@ -674,6 +718,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
         checkpoint_dir=_resolve(base_dir, spark_node.str("checkpoint_dir")),
         jars_dir=_resolve(base_dir, spark_node.str("jars_dir", required=False, default="var/ivy/jars")),
         conf=spark_conf,
+        file=file,
     )
     spark_node.finish()
 

@@ -383,6 +383,17 @@ def train_model(spark: SparkSession, config: JobConfig, *, run_id: str | None = 
     return record
 
 
+def ensure_model(spark: SparkSession, config: JobConfig, *, train_if_missing: bool) -> RunRecord | None:
+    """Train and save a model first when none exists, or the saved one no longer fits the configured comparisons
+    (or is not a model at all), and the caller allows it (``--train-if-missing``, ``make demo``'s first run).
+    The training run's record, or None when nothing was trained."""
+    reasons = splink_model.reasons_to_train(config.linkage) if train_if_missing else []
+    if not reasons:
+        return None
+    log.info("training a model first: %s", "; ".join(reasons))
+    return train_model(spark, config)
+
+
 def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, as_of: str | None = None) -> RunRecord:
     """Score with the saved model, cluster, and publish crosswalk, edges and rejects as Delta transactions."""
     record = RunRecord(run_id or new_run_id(), "link", config.digest(), spark.sparkContext.master)

@@ -87,7 +87,13 @@ def build_session(settings: SparkSettings) -> SparkSession:
     conf.update(settings.conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - the JVM printed its own reason above; settings are not personal data
+        where = settings.file or "the environment file"
+        raise SetupError(f"{where}: spark: Spark did not start with master {settings.master!r} and spark.conf "
+                         f"{sorted(settings.conf)} ({type(exc).__name__}); the JVM's own message, printed above this "
+                         "line, names the setting it rejected: correct it under spark.conf in that file") from None
     spark.sparkContext.setCheckpointDir(str(settings.checkpoint_dir))
     spark.sparkContext.setLogLevel("WARN")
     _quiet_known_noise(spark)

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import sys
 
-from _common import log, parser, run
+from _common import parser, run
 
 from bold_spark import pipeline
+from bold_spark.linkage.model import check_model_fits
 from bold_spark.session import build_session
 
 
 def main(args, config) -> int:
+    if not args.train_if_missing:  # before Spark starts: a model trained with other comparisons stops the run
+        check_model_fits(config.linkage)
     spark = build_session(config.spark)
-    if args.train_if_missing and not config.linkage.model_path.is_file():
-        log.info("no model at %s: training one first", config.linkage.model_path)
-        pipeline.train_model(spark, config)
+    pipeline.ensure_model(spark, config, train_if_missing=args.train_if_missing)
     if args.incremental:
         from bold_spark.incremental import link_incremental  # imports the pipeline; only incremental runs need it
 
@@ -38,7 +39,8 @@ def main(args, config) -> int:
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    p.add_argument("--train-if-missing", action="store_true", help="train and save a model first if none exists")
+    p.add_argument("--train-if-missing", action="store_true",
+                   help="train and save a model first if none exists or the saved one no longer fits the comparisons")
     p.add_argument("--incremental", action="store_true",
                    help="link only records changed since the last successful run and merge them into the crosswalk")
     p.add_argument("--as-of", help="latest plausible date of birth (yyyy-MM-dd); default today")

@@ -12,6 +12,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
+@pytest.hookimpl(wrapper=True)  # a wrapper runs before every plain hook, xdist's (which reads the groups) too
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup`` each module runs whole on one worker, so its module fixtures are built once;
+    modules that read one session fixture (``linked_sample``) declare a common ``xdist_group`` and share a worker,
+    so that fixture is built once for the suite, not once per worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    return (yield)
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     root = tmp_path_factory.mktemp("spark")

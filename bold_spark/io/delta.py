@@ -67,13 +67,24 @@ def read_source(spark: SparkSession, source: SourceConfig) -> tuple[DataFrame, S
             df.schema  # noqa: B018 - forces analysis so a bad filter fails here, not mid-run
         except Exception as exc:  # ParseException or AnalysisException
             raise ConfigError(f"{source.file}: source {source.name}: partition_filter: not a valid filter on "
-                              f"{source.table.describe()}: {type(exc).__name__}") from None
+                              f"{source.table.describe()}: {_filter_problem(exc)}") from None
         if not partition_columns:
             log.warning("source %s: partition_filter given but the table is not partitioned; it filters rows "
                         "without pruning files", source.name)
     snapshot = SourceSnapshot(source.name, source.table.describe(), version, source.partition_filter)
     log.info("source %s: reading %s at version %s", source.name, snapshot.table, version)
     return df, snapshot
+
+
+def _filter_problem(exc: Exception) -> str:
+    """Spark's error condition; for a name it cannot resolve, the name and Spark's own suggestions. Both are column
+    names from the configuration and the table's schema, never data, unlike the rest of Spark's messages."""
+    condition = (exc.getCondition() if hasattr(exc, "getCondition") else None) or type(exc).__name__
+    parameters = (exc.getMessageParameters() if hasattr(exc, "getMessageParameters") else None) or {}
+    if condition.startswith("UNRESOLVED_COLUMN") and "objectName" in parameters:
+        suggestion = f"; did you mean one of {parameters['proposal']}?" if parameters.get("proposal") else ""
+        return f"{condition}: no column {parameters['objectName']}{suggestion}"
+    return condition
 
 
 def _partition_columns(spark: SparkSession, source: SourceConfig) -> list[str]:

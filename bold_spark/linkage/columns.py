@@ -13,6 +13,9 @@ from pyspark.sql import DataFrame, functions as F, types as T
 NAME_CONCAT = "name_concat"
 FIRST_NAME_GROUPS = "first_name_groups"
 SURNAME_PARTS = "surname_parts"
+# What add_linkage_columns adds: comparisons and blocking rules may name these beside the canonical columns.
+DERIVED_COLUMNS = (FIRST_NAME_GROUPS, NAME_CONCAT, "first_name_soundex", "surname_soundex", "first_name_initial",
+                   "surname_initial", SURNAME_PARTS)
 
 _ALIASES_SCHEMA = T.StructType([
     T.StructField("first_name", T.StringType(), False),
@@ -32,8 +35,16 @@ def forename_groups() -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((name, tuple(sorted(formals))) for name, formals in sorted(groups.items()))
 
 
+def linkage_column_names() -> tuple[str, ...]:
+    """Every column a comparison or blocking rule may name: the canonical person schema and DERIVED_COLUMNS."""
+    from bold_spark.schemas import CANONICAL_PERSON
+
+    return (*CANONICAL_PERSON.fieldNames(), *DERIVED_COLUMNS)
+
+
 def add_linkage_columns(persons: DataFrame) -> DataFrame:
-    """Canonical persons plus phonetic codes, a full-name key and forename groups (null outside the alias list).
+    """Canonical persons plus phonetic codes, a full-name key and forename groups (null outside the alias list),
+    exactly DERIVED_COLUMNS.
 
     The alias table is a few hundred rows, broadcast to every task.
     """

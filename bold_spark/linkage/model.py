@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -103,14 +103,92 @@ def settings_for_training(linkage: LinkageSettings, *, where: str) -> Any:
     return build_settings(comparisons=linkage.comparisons, blocking_rules=linkage.blocking_rules, where=where)
 
 
-def settings_from_model(model_path: Path, linkage: LinkageSettings) -> Any:
-    """Load a trained model; prediction blocking rules come from the current config, parameters from the model."""
-    from splink import SettingsCreator
+RETRAIN = ("retrain it: `make train` (jobs/train.py), or jobs/link.py --train-if-missing, which also retrains a "
+           "model that no longer fits its configuration")
 
+
+def load_model_json(model_path: Path) -> dict[str, Any]:
+    """The saved model as a dict, or a ConfigError that names the file and says to retrain."""
     if not model_path.is_file():
         raise ConfigError(f"linkage.model_path: no trained model at {model_path}; run jobs/train.py first "
                           "(or jobs/link.py --train-if-missing)")
-    creator = SettingsCreator.from_path_or_dict(json.loads(model_path.read_text(encoding="utf-8")))
+    try:
+        model = json.loads(model_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"linkage.model_path: {model_path} is not valid JSON (line {exc.lineno}, column "
+                          f"{exc.colno}: {exc.msg}); {RETRAIN}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"linkage.model_path: {model_path} is not UTF-8 text; {RETRAIN}") from None
+    if not isinstance(model, dict) or not isinstance(model.get("comparisons"), list):
+        raise ConfigError(f"linkage.model_path: {model_path} is not a Splink model (it has no list of "
+                          f"comparisons); {RETRAIN}")
+    return model
+
+
+def _level_signature(level: Mapping[str, Any]) -> tuple:
+    """What decides a level's score apart from its trained m and u: its condition (spacing, quoting and case
+    aside), whether it is the null level, its term-frequency column, and any m or u the configuration fixes."""
+    condition = " ".join(str(level.get("sql_condition", "")).replace("`", "").split()).lower()
+    fixed = tuple(round(float(level[p]), 12) if level.get(f"fix_{p}") and level.get(p) is not None else None
+                  for p in ("m_probability", "u_probability"))
+    return condition, bool(level.get("is_null_level", False)), level.get("tf_adjustment_column"), fixed
+
+
+def model_misfit(linkage: LinkageSettings) -> list[str]:
+    """How the saved model's comparisons differ from the configured ones, in words (empty when it fits).
+
+    Pure Python (Splink builds the configured settings as SQL text): runs before Spark starts. Prediction blocking
+    rules and thresholds may differ: they come from the configuration on every run.
+    """
+    model = load_model_json(linkage.model_path)
+    configured = build_settings(comparisons=linkage.comparisons, blocking_rules=linkage.blocking_rules,
+                                where=str(linkage.file or "linkage")).create_settings_dict("spark")["comparisons"]
+    trained = {c.get("output_column_name"): c for c in model["comparisons"] if isinstance(c, Mapping)}
+    differences = []
+    for i, comparison in enumerate(configured):
+        name = comparison["output_column_name"]
+        if name not in trained:
+            differences.append(f"comparisons[{i}] ({name}) is not in the model")
+            continue
+        want = [_level_signature(level) for level in comparison["comparison_levels"]]
+        have = [_level_signature(level) for level in trained[name].get("comparison_levels", [])]
+        if len(want) != len(have):
+            differences.append(f"comparisons[{i}] ({name}) has {len(want)} levels, the model's {len(have)}")
+        elif changed := [str(j) for j, (a, b) in enumerate(zip(want, have)) if a != b]:
+            differences.append(f"comparisons[{i}] ({name}): level {', '.join(changed)} differs (condition, "
+                               "term frequencies or a fixed m/u)")
+    names = {c["output_column_name"] for c in configured}
+    if extra := sorted(str(n) for n in trained if n not in names):
+        differences.append(f"the model has comparisons the configuration does not: {', '.join(extra)}")
+    return differences
+
+
+def reasons_to_train(linkage: LinkageSettings) -> list[str]:
+    """Why ``--train-if-missing`` must train first: no model, a file that is not a model, or a model that does not
+    fit the configured comparisons (empty when the saved model can be used)."""
+    if not linkage.model_path.is_file():
+        return [f"no model at {linkage.model_path}"]
+    try:
+        return model_misfit(linkage)
+    except ConfigError as exc:
+        return [str(exc)]
+
+
+def check_model_fits(linkage: LinkageSettings) -> None:
+    """Stop (ConfigError, exit 2) when the saved model was trained with other comparisons than configured."""
+    differences = model_misfit(linkage)
+    if differences:
+        raise ConfigError(f"{linkage.file or 'linkage'}: comparisons: the model at {linkage.model_path} does not fit "
+                          f"this configuration: {'; '.join(differences)}; {RETRAIN}")
+
+
+def settings_from_model(model_path: Path, linkage: LinkageSettings) -> Any:
+    """Load a trained model that fits the configuration; prediction blocking rules come from the current config,
+    parameters from the model."""
+    from splink import SettingsCreator
+
+    check_model_fits(replace(linkage, model_path=model_path))
+    creator = SettingsCreator.from_path_or_dict(load_model_json(model_path))
     creator.blocking_rules_to_generate_predictions = [build_blocking_rule(r) for r in linkage.blocking_rules]
     # Keep each pair's comparison levels (gamma_ columns): match_edges records why a pair scored as it did.
     creator.retain_intermediate_calculation_columns = True
@@ -277,17 +355,44 @@ def enforce_comparison_budget(estimates: list[dict[str, Any]], linkage: LinkageS
             over.append(f"bringing the total to {e['cumulative_comparisons']:,}, over linkage.max_comparisons = "
                         f"{linkage.max_comparisons:,.0f}")
         if over:
-            blocks = ", ".join(f"{b['records_l']:,} records ({b['pairs']:,} pairs)" for b in e["largest_blocks"])
-            raise DataQualityError(
-                f"linkage.blocking_rules[{i}]: rule {e['rule']} generates {e['rule_comparisons']:,} "
-                f"comparisons, {' and '.join(over)}; its largest blocks: {blocks or 'none'}. Tighten the rule "
-                "(add a column to block on) or raise the cap")
+            raise _over_budget(f"linkage.blocking_rules[{i}]", e["rule"], e["rule_comparisons"], over,
+                               e["largest_blocks"])
     total = estimates[-1]["cumulative_comparisons"] if estimates else 0
     log.info("blocking: at most %s comparisons from %d rules; per rule: %s", f"{total:,}", len(estimates),
              ", ".join(f"{e['rule']} {e['rule_comparisons']:,} (largest block "
                        f"{e['largest_blocks'][0]['records_l'] if e['largest_blocks'] else 0:,} records)"
                        for e in estimates))
     return total
+
+
+def _over_budget(key: str, rule: str, pairs: int, over: list[str], largest: list[dict[str, int]]) -> DataQualityError:
+    """The stop of a guardrail: the rule, its estimate, the caps it passes and its largest blocks (sizes only)."""
+    blocks = ", ".join(f"{b['records_l']:,} records ({b['pairs']:,} pairs)" for b in largest)
+    return DataQualityError(
+        f"{key}: rule {rule} generates {pairs:,} comparisons, {' and '.join(over)}; its largest blocks: "
+        f"{blocks or 'none'}. Tighten the rule (add a column to block on) or raise the cap; one very large block "
+        "is often a placeholder value many records share (a date of birth such as 1900-01-01)")
+
+
+def check_training_budget(persons: DataFrame, linkage: LinkageSettings) -> list[dict[str, Any]]:
+    """Stop before training when an EM or deterministic rule would generate more than
+    ``linkage.training.max_comparisons`` pairs (each rule runs on its own, so each is capped alone). The same one
+    aggregate over block sizes as the prediction guardrail, no join: seconds, where the rule itself would run for
+    hours. Returns per rule its key, label and estimate."""
+    training = linkage.training
+    keyed = [(f"linkage.training.{key}[{i}]", rule) for key, rules in
+             (("deterministic_rules", training.deterministic_rules), ("em_blocking_rules", training.em_blocking_rules))
+             for i, rule in enumerate(rules)]
+    stats = block_statistics(persons, [rule for _, rule in keyed])
+    cap = training.max_comparisons if training.max_comparisons is not None else linkage.max_comparisons
+    for (key, rule), blocks in zip(keyed, stats):
+        if blocks.pairs > cap:
+            raise _over_budget(key, _rule_label(rule), blocks.pairs,
+                               [f"over linkage.training.max_comparisons = {cap:,.0f}"], blocks.largest)
+    log.info("training rules: %s", ", ".join(f"{_rule_label(rule)} {blocks.pairs:,}"
+                                             for (_, rule), blocks in zip(keyed, stats)))
+    return [{"key": key, "rule": _rule_label(rule), "rule_comparisons": blocks.pairs}
+            for (key, rule), blocks in zip(keyed, stats)]
 
 
 def check_comparison_budget(workspace: SplinkWorkspace, linkage: LinkageSettings, *,
@@ -320,6 +425,7 @@ def training_sample(persons: DataFrame, *, records: int, max_records: int | None
 def train(workspace: SplinkWorkspace, linkage: LinkageSettings) -> dict[str, Any]:
     """Estimate the model: prior from deterministic rules, u by random sampling, m by EM on several rules."""
     training = linkage.training
+    check_training_budget(workspace.spark.table(workspace.input_view), linkage)
     linker = workspace.linker
     linker.training.estimate_probability_two_random_records_match(
         [build_blocking_rule(r) for r in training.deterministic_rules], recall=training.recall)

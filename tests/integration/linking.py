@@ -24,7 +24,11 @@ def import_public_csv(spark, config: JobConfig, csv_path: Path) -> None:
 
 
 def train_and_link(spark, config: JobConfig, *, as_of: str = "2026-01-01"):
-    trained = pipeline.train_model(spark, config)
+    """``jobs/link.py --train-if-missing`` (make demo's first run): no model yet, so one is trained, then used."""
+    assert not config.linkage.model_path.exists()
+    trained = pipeline.ensure_model(spark, config, train_if_missing=True)
+    assert trained is not None and config.linkage.model_path.is_file()
+    assert pipeline.ensure_model(spark, config, train_if_missing=True) is None  # a model exists: nothing trained
     linked = pipeline.link(spark, config, as_of=as_of)
     return trained, linked
 

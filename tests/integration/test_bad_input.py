@@ -11,7 +11,7 @@ from pyspark.sql import functions as F, types as T
 
 from bold_spark import pipeline
 from bold_spark.config import load_config
-from bold_spark.errors import DataQualityError, SchemaContractError
+from bold_spark.errors import ConfigError, DataQualityError, SchemaContractError
 from bold_spark.schemas import LINK_RUNS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,11 @@ def test_an_empty_partition_selection_stops_the_run(spark_clean, tmp_path, make_
     path = _write(spark_clean, tmp_path / "t", ROWS)
     config = load_config(make_env(path, "bad_empty", partition_filter="case_id = 'none'"))
     with pytest.raises(DataQualityError, match=r"source housing: delta path .* has no records after partition_filter"):
+        pipeline.prepare_input(spark_clean, config)
+    # A filter on a column the table does not have: Spark's condition, the name and Spark's suggestion.
+    config = load_config(make_env(path, "bad_filter", partition_filter="cse_id = 'H1'"))
+    with pytest.raises(ConfigError, match=r"housing.yaml: source housing: partition_filter: not a valid filter on "
+                                          r".*UNRESOLVED_COLUMN.*: no column `cse_id`; did you mean one of .*case_id"):
         pipeline.prepare_input(spark_clean, config)
 
 

@@ -56,7 +56,9 @@ def delivered(spark, tmp_path_factory):
     changes = {source.name: changed_record_ids(spark, source, from_version=versions[source.name],
                                                to_version=snapshot.delta_version)
                for source, (_, snapshot) in zip(config.sources, reads)}
-    return config, reads, changes, ids, appended_ids, stored_counts
+    full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)  # every source standardised again
+    yield config, reads, changes, ids, appended_ids, stored_counts, full
+    full.release()
 
 
 def _rows(prepared: pipeline.PreparedInput) -> DataFrame:
@@ -68,7 +70,7 @@ def _ids(changes) -> set[tuple[str, str]]:
 
 
 def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, delivered):
-    config, reads, changes, ids, appended_ids, stored_counts = delivered
+    config, reads, changes, ids, appended_ids, stored_counts, full = delivered
     assert {name: c.how for name, c in changes.items() if c.how != "unchanged"} == {
         EDITED: "version diff of changed files", APPENDED: "appended files"}
     assert _ids(changes) == {*((EDITED, i) for i in [*ids[:2], *ids[3:6]]),
@@ -76,7 +78,6 @@ def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, de
     stored = read_state(spark, config, run_id="run-1")
     incremental = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=changes,
                                                  as_of=AS_OF, stored_counts=stored_counts)
-    full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
     a, b = _rows(incremental), _rows(full)
     assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
     # Stored by one MERGE into the version it started from: the next run reads exactly these records.
@@ -106,7 +107,7 @@ def test_stored_records_plus_the_changes_equal_a_fresh_standardisation(spark, de
 
 
 def test_a_change_the_run_did_not_see_stops_it(spark, delivered):
-    config, reads, changes, ids, _, stored_counts = delivered
+    config, reads, changes, ids, _, stored_counts, _ = delivered
     stored = read_state(spark, config, run_id="run-1")
     found = changes[EDITED]
     missed = {**changes, EDITED: found._replace(ids=found.ids.where(F.col("source_record_id") != ids[3]))}
@@ -117,7 +118,7 @@ def test_a_change_the_run_did_not_see_stops_it(spark, delivered):
 
 
 def test_row_counts_of_appended_and_unchanged_sources_come_from_the_log(spark, delivered):
-    config, reads, changes, _, _, stored_counts = delivered
+    config, reads, changes, _, _, stored_counts, _ = delivered
     assert changes[APPENDED].appended_records == 3  # the three appended rows, from the log's file statistics
     counted = pipeline._rows_now(reads, changes, stored_counts)
     assert {name: future.result() for name, future in counted.items()} == {
@@ -132,13 +133,12 @@ def test_row_counts_of_appended_and_unchanged_sources_come_from_the_log(spark, d
 
 
 def test_a_reread_source_is_taken_whole_and_an_unknown_run_has_no_stored_records(spark, delivered):
-    config, reads, changes, _, _, stored_counts = delivered
+    config, reads, changes, _, _, stored_counts, full = delivered
     stored = read_state(spark, config, run_id="run-1")
     whole = {**changes, EDITED: Changes(changes[EDITED].ids.limit(0), "all")}
     # The counts are derived: the stored records' counts, less the rows replaced, plus the rows read again.
     reread = pipeline.prepare_changed_input(spark, config, reads, stored_records=stored, changes=whole, as_of=AS_OF,
                                             stored_counts=stored_counts)
-    full = pipeline.prepare_input(spark, config, as_of=AS_OF, reads=reads)
     assert reread.counts == full.counts
     assert reread.state_changes is None  # a source read whole: the stored records are rewritten, not merged
     assert reread.profiles[EDITED].rows == full.profiles[EDITED].rows

@@ -19,6 +19,7 @@ from bold_spark.quality.report import render_report, report_from_tables, sample_
 from bold_spark.quality.run_quality import load_run_quality
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.xdist_group("linked_sample")  # one linked run for both modules
 CHROMIUM = Path("/usr/bin/chromium")
 AS_OF = "2026-01-01"
 

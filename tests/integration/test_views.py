@@ -21,6 +21,7 @@ from bold_spark.schemas import RECORD_GROUPS
 from bold_spark.views import VIEW_NAMES, create_views, parse_views, truth_crosswalk, view_queries
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.xdist_group("linked_sample")  # one linked run for both modules
 PROGRAMME = PROJECT_ROOT / "conf" / "views" / "programme.yaml"
 AS_OF = "2026-01-01"
 DATABASE = "bold_linked"  # the shared linked run's database (tests/integration/conftest.py)

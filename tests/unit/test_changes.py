@@ -10,6 +10,8 @@ from bold_spark.config import SourceConfig, TableRef
 from bold_spark.io.changes import changed_record_ids
 from bold_spark.io.delta_log import appended_files, table_properties
 
+pytestmark = pytest.mark.tables  # writes Delta tables: make test runs it, make test-fast does not
+
 SCHEMA = "rid string, surname string, extract_month string"
 
 

@@ -154,3 +154,31 @@ def test_largest_blocks_come_biggest_first_with_ties_counted_once_each(spark):
         [{"records_l": 4, "records_r": 4, "pairs": 6}] * 2
     # five records with first name "x" (three of "a", both of "d") against the two records with surname "x"
     assert cross == splink_model.RuleBlocks(10, [{"records_l": 5, "records_r": 2, "pairs": 10}])
+
+
+def test_a_training_rule_over_its_cap_stops_training_before_em_naming_the_rule(workspace, linkage):
+    """[surname, birth_year] as an EM rule makes one block of all N records (a shared placeholder does this at
+    scale): training stops at the estimate, before Splink runs the rule."""
+    import time
+
+    training = TrainingSettings(em_blocking_rules=(["date_of_birth"], ["surname", "birth_year"]),
+                                deterministic_rules=(["date_of_birth"],), max_comparisons=PAIRS - 1)
+    capped = dataclasses.replace(linkage, training=training)
+    started = time.perf_counter()
+    with pytest.raises(DataQualityError, match=rf"linkage.training.em_blocking_rules\[1\]: rule \[surname, "
+                                               rf"birth_year\] generates {PAIRS:,} comparisons, over "
+                                               rf"linkage.training.max_comparisons = {PAIRS - 1:,}; its largest "
+                                               rf"blocks: {N} records \({PAIRS:,} pairs\)"):
+        splink_model.train(workspace, capped)
+    print(f"training stopped after {time.perf_counter() - started:.1f} s")
+    within = dataclasses.replace(capped, training=dataclasses.replace(training, max_comparisons=PAIRS))
+    table = workspace.spark.table(workspace.input_view)
+    assert splink_model.check_training_budget(table, within) == [
+        {"key": "linkage.training.deterministic_rules[0]", "rule": "[date_of_birth]", "rule_comparisons": 0},
+        {"key": "linkage.training.em_blocking_rules[0]", "rule": "[date_of_birth]", "rule_comparisons": 0},
+        {"key": "linkage.training.em_blocking_rules[1]", "rule": "[surname, birth_year]", "rule_comparisons": PAIRS}]
+    # No cap of its own: the prediction cap applies.
+    default = dataclasses.replace(capped, training=dataclasses.replace(training, max_comparisons=None),
+                                  max_comparisons=PAIRS - 1)
+    with pytest.raises(DataQualityError, match=r"over linkage.training.max_comparisons = 1,769"):
+        splink_model.check_training_budget(table, default)

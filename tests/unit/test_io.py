@@ -10,6 +10,8 @@ from bold_spark.config import parse_source
 from bold_spark.errors import ConfigError, DataQualityError, SchemaContractError
 from bold_spark.io.delta import read_source
 
+pytestmark = pytest.mark.tables  # writes Delta tables: make test runs it, make test-fast does not
+
 
 def source(tmp_path: Path, path: str, **extra):
     data = {"name": "housing", "table": {"path": path}, "record_id": "case_id",

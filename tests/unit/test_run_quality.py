@@ -187,6 +187,7 @@ def stored(spark, quality) -> OutputTables:
     return out
 
 
+@pytest.mark.tables
 def test_run_quality_round_trips_through_its_delta_table_per_run(spark, quality, stored):
     out = stored
     other = RunQuality("run3")
@@ -254,6 +255,7 @@ def test_gate_compares_distributions_and_holds_on_an_alarm(quality):
     assert total_variation({1: 0.5, 2: 0.5}, {2: 1.0}) == 0.5
 
 
+@pytest.mark.tables
 def test_a_held_run_goes_to_the_candidate_and_is_published_after_review(spark, frames, quality, stored):
     out = stored
     assert previous_published(spark, out) is None
