@@ -681,7 +681,8 @@ def _check_rules(node: _Node, key: str, rules: list[Any]) -> None:
 def _linkage_mapping(file: Path, base_dir: Path, seen: tuple[Path, ...] = ()) -> Any:
     """A linkage file's settings; ``extends: other.yaml`` (relative to the file) takes every top-level key of
     that file (itself checked first, so its errors name it) that this one does not set: a national-scale variant
-    can change the blocking rules and keep the model's comparisons."""
+    can change the blocking rules and keep the model's comparisons. A section this file sets (``training:``)
+    replaces the other file's whole section; it is not merged key by key, and an error says so."""
     data = _load_yaml(file)
     if not isinstance(data, Mapping) or "extends" not in data:
         return data
@@ -691,7 +692,18 @@ def _linkage_mapping(file: Path, base_dir: Path, seen: tuple[Path, ...] = ()) ->
         node.fail(f"{base_file} extends itself (directly or through other files)", "extends")
     base = _linkage_mapping(base_file, base_dir, (*seen, file))
     _parse_linkage(_Node(base, base_file, ""), base_dir)
-    return {**base, **{k: v for k, v in data.items() if k != "extends"}}
+    merged = {**base, **{k: v for k, v in data.items() if k != "extends"}}
+    replaced = [k for k, v in data.items() if isinstance(v, Mapping) and isinstance(base.get(k), Mapping)]
+    try:
+        _parse_linkage(_Node(merged, file, ""), base_dir)
+    except ConfigError as exc:
+        hit = [k for k in replaced if f": {k}." in str(exc) or f": {k}:" in str(exc)]
+        if hit:  # a section set here replaces the base file's whole section; its other keys are not kept
+            raise ConfigError(f"{exc} (extends: replaces whole top-level sections: '{hit[0]}:' here replaces "
+                              f"'{hit[0]}:' of {base_file} rather than merging with it; repeat the keys to keep)"
+                              ) from None
+        raise
+    return merged
 
 
 def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None) -> JobConfig:

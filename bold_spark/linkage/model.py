@@ -134,13 +134,14 @@ def _level_signature(level: Mapping[str, Any]) -> tuple:
     return condition, bool(level.get("is_null_level", False)), level.get("tf_adjustment_column"), fixed
 
 
-def model_misfit(linkage: LinkageSettings) -> list[str]:
+def model_misfit(linkage: LinkageSettings, model: Mapping[str, Any] | None = None) -> list[str]:
     """How the saved model's comparisons differ from the configured ones, in words (empty when it fits).
+    ``model``: the model already loaded from ``linkage.model_path``.
 
     Pure Python (Splink builds the configured settings as SQL text): runs before Spark starts. Prediction blocking
     rules and thresholds may differ: they come from the configuration on every run.
     """
-    model = load_model_json(linkage.model_path)
+    model = model if model is not None else load_model_json(linkage.model_path)
     configured = build_settings(comparisons=linkage.comparisons, blocking_rules=linkage.blocking_rules,
                                 where=str(linkage.file or "linkage")).create_settings_dict("spark")["comparisons"]
     trained = {c.get("output_column_name"): c for c in model["comparisons"] if isinstance(c, Mapping)}
@@ -174,9 +175,9 @@ def reasons_to_train(linkage: LinkageSettings) -> list[str]:
         return [str(exc)]
 
 
-def check_model_fits(linkage: LinkageSettings) -> None:
+def check_model_fits(linkage: LinkageSettings, model: Mapping[str, Any] | None = None) -> None:
     """Stop (ConfigError, exit 2) when the saved model was trained with other comparisons than configured."""
-    differences = model_misfit(linkage)
+    differences = model_misfit(linkage, model)
     if differences:
         raise ConfigError(f"{linkage.file or 'linkage'}: comparisons: the model at {linkage.model_path} does not fit "
                           f"this configuration: {'; '.join(differences)}; {RETRAIN}")
@@ -187,8 +188,10 @@ def settings_from_model(model_path: Path, linkage: LinkageSettings) -> Any:
     parameters from the model."""
     from splink import SettingsCreator
 
-    check_model_fits(replace(linkage, model_path=model_path))
-    creator = SettingsCreator.from_path_or_dict(load_model_json(model_path))
+    model = load_model_json(model_path)
+    check_model_fits(replace(linkage, model_path=model_path), model)
+    log.info("model %s: %s", model_path, training_provenance(model_path))
+    creator = SettingsCreator.from_path_or_dict(model)
     creator.blocking_rules_to_generate_predictions = [build_blocking_rule(r) for r in linkage.blocking_rules]
     # Keep each pair's comparison levels (gamma_ columns): match_edges records why a pair scored as it did.
     creator.retain_intermediate_calculation_columns = True
@@ -451,6 +454,19 @@ def save_model(model: Mapping[str, Any], metadata: Mapping[str, Any], path: Path
 
 def metadata_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.stem + ".meta.json")
+
+
+def training_provenance(model_path: Path) -> str:
+    """What the model was trained on, from its sidecar: run, time, and each source's table, Delta version and
+    records read (no values). A model trained on other sources or older versions is allowed: the scheduled-run
+    pattern trains monthly and links every delivery."""
+    try:
+        meta = json.loads(metadata_path(model_path).read_text(encoding="utf-8"))
+        sources = ", ".join(f"{i['source_system']} (version {i['delta_version']}, {i['records_read']:,} records)"
+                            for i in meta.get("inputs", []))
+        return f"trained by run {meta.get('run_id')} at {meta.get('trained_at')} on {sources or 'no recorded sources'}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no readable training record beside it (.meta.json)"
 
 
 def model_id_of(model_path: Path) -> str:

@@ -98,6 +98,12 @@ def test_a_linkage_file_extends_another_and_errors_name_the_file_that_holds_the_
     (tmp_path / "national.yaml").write_text(yaml.safe_dump({"extends": "national.yaml"}))
     with pytest.raises(ConfigError, match=r"national.yaml: extends: .* extends itself"):
         load_config(tmp_path / "env.yaml")
+    # A nested section replaces the base file's section whole: the error names the file, the key and says so.
+    (tmp_path / "national.yaml").write_text(yaml.safe_dump({"extends": str(base), "training": {"max_records": 1000}}))
+    with pytest.raises(ConfigError, match=r"national.yaml: training.em_blocking_rules: required key is missing "
+                                          r"\(extends: replaces whole top-level sections: 'training:' here replaces "
+                                          r"'training:' of .*uk_person.yaml rather than merging with it"):
+        load_config(tmp_path / "env.yaml")
 
 
 def test_duplicate_source_names_are_refused(tmp_path):

@@ -14,7 +14,7 @@ import yaml
 
 from bold_spark.config import load_config
 from bold_spark.errors import ConfigError
-from bold_spark.linkage.model import check_model_fits, model_misfit, reasons_to_train
+from bold_spark.linkage.model import check_model_fits, model_misfit, reasons_to_train, training_provenance
 from bold_spark.linkage.settings import build_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -165,3 +165,13 @@ def test_train_if_missing_retrains_a_missing_unreadable_or_stale_model_and_keeps
     broken = load_config(_environment(tmp_path / "broken")).linkage
     broken.model_path.write_text('{"comparisons": ')
     assert "is not valid JSON" in reasons_to_train(broken)[0]
+
+
+def test_a_link_logs_what_the_model_was_trained_on_and_a_model_without_its_record_is_still_usable(tmp_path):
+    text = training_provenance(TEST_MODEL)
+    meta = json.loads((TEST_MODEL.parent / "uk_person_model.meta.json").read_text())
+    assert text.startswith(f"trained by run {meta['run_id']} at {meta['trained_at']} on ")
+    assert all(f"{i['source_system']} (version {i['delta_version']}, {i['records_read']:,} records)" in text
+               for i in meta["inputs"])
+    shutil.copy(TEST_MODEL, tmp_path / "model.json")  # no sidecar
+    assert training_provenance(tmp_path / "model.json") == "no readable training record beside it (.meta.json)"
