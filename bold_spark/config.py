@@ -6,6 +6,7 @@ and the key path that is wrong, so a user can fix configuration without reading 
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -132,6 +133,12 @@ class ValidationPolicy:
     on_implausible_date_of_birth: str = "null"
     on_all_null_column: str = "fail"
     max_unparseable_share: float = 0.05  # of present dates of birth / UK postcodes; above it the run stops
+    # Values systems record for "unknown" that look real: null for linkage, counted as placeholders (not as invalid
+    # or implausible), so everyone sharing one never agrees on it.
+    placeholder_dates_of_birth: tuple[str, ...] = ("1800-01-01", "1900-01-01", "1901-01-01")
+    # A regular expression on the upper-case postcode without spaces: the NHS pseudo-postcodes ZZ99 3VZ (no fixed
+    # abode), ZZ99 3WZ (not known), ZZ99 3CZ and the rest.
+    placeholder_postcodes: str = "^ZZ99"
 
 
 @dataclass(frozen=True)
@@ -490,6 +497,21 @@ def _parse_validation(node: _Node, *, only_given: bool = False) -> dict[str, Any
         values[key] = node.str(key, required=False, default=getattr(defaults, key), choices=choices)
     values["max_unparseable_share"] = node.number("max_unparseable_share", default=defaults.max_unparseable_share,
                                                   low=0.0, high=1.0)
+    dates = node._get("placeholder_dates_of_birth", False, list(defaults.placeholder_dates_of_birth))
+    if not isinstance(dates, list):
+        node.fail("expected a list of dates (yyyy-mm-dd)", "placeholder_dates_of_birth")
+    for i, value in enumerate(dates):
+        try:
+            dt.date.fromisoformat(str(value))  # YAML reads an unquoted 1900-01-01 as a date already
+        except ValueError:
+            node.fail(f"expected a date (yyyy-mm-dd), found {value!r}", f"placeholder_dates_of_birth[{i}]")
+    values["placeholder_dates_of_birth"] = tuple(str(v) for v in dates)
+    values["placeholder_postcodes"] = node.str("placeholder_postcodes", required=False,
+                                               default=defaults.placeholder_postcodes)
+    try:
+        re.compile(values["placeholder_postcodes"])
+    except re.error as exc:
+        node.fail(f"not a regular expression ({exc})", "placeholder_postcodes")
     node.finish()
     return {k: v for k, v in values.items() if k in node.data} if only_given else values
 

@@ -142,8 +142,9 @@ def _validate_and_standardise(config: JobConfig, raws: list[DataFrame], *, lates
                                   for raw, source in zip(raws, config.sources)], latest=latest,
                                  whole_sources=whole_sources)
     profiles = {source.name: profile for source, (_, profile) in zip(config.sources, validated)}
-    standardised = reduce(DataFrame.unionByName, [standardise_source(raw, source=source, as_of=latest)
-                                                  for source, (raw, _) in zip(config.sources, validated)])
+    standardised = reduce(DataFrame.unionByName, [
+        standardise_source(raw, source=source, as_of=latest, policy=config.validation_for(source))
+        for source, (raw, _) in zip(config.sources, validated)])
     return standardised, profiles
 
 

@@ -18,9 +18,9 @@ from pyspark.sql import Column, DataFrame, functions as F
 
 from bold_spark.config import SourceConfig, ValidationPolicy
 from bold_spark.errors import DataQualityError
-from bold_spark.standardise.dates import parse_date
+from bold_spark.standardise.dates import is_placeholder_date, parse_date
 from bold_spark.standardise.person import VALIDATION_REJECT, _as_text  # same "present value" rule as standardising
-from bold_spark.standardise.postcodes import standardise_postcode
+from bold_spark.standardise.postcodes import is_placeholder_postcode, standardise_postcode
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ def _name_columns(source: SourceConfig) -> list[str]:
     return names + ([source.full_name.column] if source.full_name else [])
 
 
-def _dob_flags(raw: DataFrame, source: SourceConfig, latest: Column) -> tuple[Column, Column, Column]:
-    """(present, unparseable, implausible) for the date of birth; false when the source maps none."""
+def _dob_flags(raw: DataFrame, source: SourceConfig, latest: Column,
+               policy: ValidationPolicy) -> tuple[Column, Column, Column]:
+    """(present, unparseable, implausible) for the date of birth; false when the source maps none. A placeholder
+    date (1900-01-01, 1800-01-01...) is neither: standardisation nulls and counts it."""
     if not source.date_of_birth:
         no = F.lit(False)
         return no, no, no
@@ -67,7 +69,8 @@ def _dob_flags(raw: DataFrame, source: SourceConfig, latest: Column) -> tuple[Co
     parsed = parse_date(text, formats=formats, earliest="0001-01-01", latest=F.lit("9999-12-31").cast("date"))
     present = text.isNotNull()
     unparseable = present & parsed.isNull()
-    implausible = parsed.isNotNull() & ((parsed < F.lit(EARLIEST_BIRTH).cast("date")) | (parsed > latest))
+    implausible = parsed.isNotNull() & ((parsed < F.lit(EARLIEST_BIRTH).cast("date")) | (parsed > latest)) \
+        & ~is_placeholder_date(parsed, dates=policy.placeholder_dates_of_birth)
     return present, F.coalesce(unparseable, F.lit(False)), F.coalesce(implausible, F.lit(False))
 
 
@@ -75,13 +78,14 @@ def _bad_name(raw: DataFrame, column: str) -> Column:
     return F.coalesce(F.col(f"`{column}`").cast("string").rlike(BAD_NAME_CHARACTERS), F.lit(False))
 
 
-def profile_source(raw: DataFrame, *, source: SourceConfig, latest: Column) -> DataFrame:
+def profile_source(raw: DataFrame, *, source: SourceConfig, latest: Column,
+                   policy: ValidationPolicy = ValidationPolicy()) -> DataFrame:
     """One row of counts for every check on one raw source (a single aggregate: one Spark job)."""
     def count_if(condition: Column) -> Column:
         return F.sum(condition.cast("long"))
 
     record_id = _as_text(raw, source.record_id)
-    dob_present, dob_unparseable, dob_implausible = _dob_flags(raw, source, latest)
+    dob_present, dob_unparseable, dob_implausible = _dob_flags(raw, source, latest, policy)
     uk_postcode = source.postcode is not None and source.postcode.format == "uk"
     postcode_text = _as_text(raw, source.postcode.column) if uk_postcode else F.lit(None).cast("string")
     columns = sorted(set(source.source_columns().values()))
@@ -94,7 +98,9 @@ def profile_source(raw: DataFrame, *, source: SourceConfig, latest: Column) -> D
         count_if(dob_unparseable).alias("dob_unparseable"),
         count_if(dob_implausible).alias("dob_implausible"),
         F.count(postcode_text).alias("postcode_present"),
-        count_if(postcode_text.isNotNull() & standardise_postcode(postcode_text).isNull()).alias("postcode_unparseable"),
+        count_if(postcode_text.isNotNull() & standardise_postcode(postcode_text).isNull()  # a ZZ99 code is no error
+                 & ~is_placeholder_postcode(postcode_text, pattern=policy.placeholder_postcodes))
+        .alias("postcode_unparseable"),
         F.struct(*[count_if(_bad_name(raw, c)).alias(c) for c in _name_columns(source)]
                  or [F.lit(0).alias("none")]).alias("bad_name_characters"),
     )
@@ -115,17 +121,18 @@ def _as_profile(source: SourceConfig, row: dict[str, Any]) -> SourceProfile:
     )
 
 
-def profile_sources(raws: list[tuple[DataFrame, SourceConfig]], *, latest: Column) -> list[SourceProfile]:
+def profile_sources(raws: list[tuple[DataFrame, SourceConfig, ValidationPolicy]], *,
+                    latest: Column) -> list[SourceProfile]:
     """Every source's profile from one Spark job: the per-source aggregates (whose columns differ) travel as JSON
     in one union, so their stages run side by side and all failing sources are known at once. Counts only leave
     the executors."""
-    profiles = [profile_source(raw, source=source, latest=latest)
+    profiles = [profile_source(raw, source=source, latest=latest, policy=policy)
                 .select(F.lit(i).alias("source_index"),
                         F.to_json(F.struct("*"), {"ignoreNullFields": "false"}).alias("profile"))
-                for i, (raw, source) in enumerate(raws)]
+                for i, (raw, source, policy) in enumerate(raws)]
     rows = reduce(DataFrame.unionByName, profiles).collect()  # bounded: one row per source
     by_index = {row["source_index"]: json.loads(row["profile"]) for row in rows}
-    return [_as_profile(source, by_index[i]) for i, (_, source) in enumerate(raws)]
+    return [_as_profile(source, by_index[i]) for i, (_, source, _) in enumerate(raws)]
 
 
 def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: ValidationPolicy,
@@ -182,7 +189,7 @@ def with_validation_rejects(raw: DataFrame, *, source: SourceConfig, policy: Val
     """
     reason = F.lit(None).cast("string")
     if policy.on_implausible_date_of_birth == "reject":
-        reason = F.when(_dob_flags(raw, source, latest)[2], REASON_IMPLAUSIBLE_DOB).otherwise(reason)
+        reason = F.when(_dob_flags(raw, source, latest, policy)[2], REASON_IMPLAUSIBLE_DOB).otherwise(reason)
     names = _name_columns(source)
     if names and policy.on_bad_name_characters == "reject":
         any_bad = F.greatest(*[_bad_name(raw, c) for c in names]) if len(names) > 1 else _bad_name(raw, names[0])
@@ -198,7 +205,7 @@ def validate_sources(raws: list[tuple[DataFrame, SourceConfig, ValidationPolicy]
     naming every failing source, not only the first. ``whole_sources`` False: see check_profile.
     """
     latest = latest if latest is not None else F.current_date()
-    profiles = profile_sources([(raw, source) for raw, source, _ in raws], latest=latest)
+    profiles = profile_sources(raws, latest=latest)
     failures = []
     for (_, source, policy), profile in zip(raws, profiles):
         try:

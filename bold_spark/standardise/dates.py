@@ -43,3 +43,10 @@ def birth_year_from_age(age: Column, *, at: Column) -> Column:
     """Year of ``at`` minus ``age``, an approximate birth year (int); null if either is missing or age is not 0-120."""
     years = age.try_cast("int")
     return F.when(years.between(0, MAX_AGE) & at.isNotNull(), (F.year(at) - years).cast("int"))
+
+
+def is_placeholder_date(date: Column, *, dates: Sequence[str]) -> Column:
+    """True for a date a system records for "unknown" (1900-01-01 and the like), false otherwise and for null."""
+    if not dates:
+        return F.lit(False)
+    return F.coalesce(date.isin(*[F.lit(d).cast("date") for d in dates]), F.lit(False))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window, functions as F, types as T
 
-from bold_spark.config import SourceConfig
+from bold_spark.config import SourceConfig, ValidationPolicy
 from bold_spark.schemas import CANONICAL_PERSON, REJECTS, conform
-from bold_spark.standardise.dates import birth_year_from_age, parse_date
+from bold_spark.standardise.dates import birth_year_from_age, is_placeholder_date, parse_date
 from bold_spark.standardise.identifiers import (
     standardise_identifier,
     standardise_nhs_number,
@@ -19,6 +19,7 @@ from bold_spark.standardise.identifiers import (
 )
 from bold_spark.standardise.names import standardise_name, with_split_full_name
 from bold_spark.standardise.postcodes import (
+    is_placeholder_postcode,
     postcode_district,
     standardise_free_postcode,
     standardise_postcode,
@@ -29,6 +30,11 @@ from bold_spark.standardise.sex import sex_is_stated_unknown, standardise_sex
 # Fields whose unusable values are counted per source and recorded in bold.link_runs.
 CHECKED_FIELDS = ("first_name", "middle_names", "surname", "date_of_birth", "birth_year", "sex", "postcode",
                   "postcode_district", "nino", "nhs_number", "pnc_id", "other_id", "event_date")
+# Fields whose known placeholder values are nulled for linkage and counted as ``placeholder:<field>``.
+PLACEHOLDER_PREFIX = "placeholder:"
+PLACEHOLDER_FIELDS = ("date_of_birth", "postcode", "postcode_district")
+# The keys of link_runs.inputs.invalid_values: unusable values per field, then placeholders per field.
+COUNTED_VALUES = (*CHECKED_FIELDS, *(PLACEHOLDER_PREFIX + f for f in PLACEHOLDER_FIELDS))
 
 _SPLIT_NAMES = ("__bold_first_name", "__bold_middle_names", "__bold_surname")
 
@@ -60,10 +66,11 @@ def _as_text(df: DataFrame, column: str) -> Column:
     return F.when(text != "", text)
 
 
-def _date(df: DataFrame, column: str, formats: tuple[str, ...], latest: Column) -> Column:
+def _date(df: DataFrame, column: str, formats: tuple[str, ...], latest: Column, earliest: str = "1900-01-01"
+          ) -> Column:
     if isinstance(df.schema[column].dataType, (T.DateType, T.TimestampType)):
         formats = ("yyyy-MM-dd",)
-    return parse_date(_as_text(df, column), formats=formats, latest=latest)
+    return parse_date(_as_text(df, column), formats=formats, latest=latest, earliest=earliest)
 
 
 def _normalise_address(text: Column) -> Column:
@@ -71,22 +78,30 @@ def _normalise_address(text: Column) -> Column:
     return F.when(cleaned != "", cleaned)
 
 
-def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | None = None) -> DataFrame:
+def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | None = None,
+                       policy: ValidationPolicy = ValidationPolicy()) -> DataFrame:
     """Canonical person columns plus ``event_date`` (null unless the source declares one; not used for linkage),
-    ``invalid_fields`` (array of field names) and ``reject_reason``.
+    ``invalid_fields`` (array of the fields whose present value was unusable, and ``placeholder:<field>`` for a
+    placeholder value, ``policy``'s placeholder_*: both become null) and ``reject_reason``.
 
     ``as_of`` is the latest plausible date of birth (defaults to today); pass a literal for reproducible runs.
     """
     latest = as_of if as_of is not None else F.current_date()
     raw_values: dict[str, Column] = {}  # the present-but-maybe-invalid source value behind each canonical field
     clean: dict[str, Column] = {}
+    placeholder: dict[str, Column] = {}  # per field, true where the source value is a known placeholder
 
     for field_name, column in source.columns.items():
         raw_values[field_name] = _as_text(raw, column)
         if field_name == "sex":  # "U", "Not known": a value, just not a usable one; not counted as invalid
             raw_values[field_name] = F.when(~sex_is_stated_unknown(raw_values[field_name]), raw_values[field_name])
-        clean[field_name] = _SIMPLE_STANDARDISERS.get(field_name, standardise_identifier)(raw_values[field_name]) \
-            if field_name != "postcode_district" else standardise_postcode_district(raw_values[field_name])
+        if field_name == "postcode_district":
+            placeholder[field_name] = is_placeholder_postcode(raw_values[field_name],
+                                                              pattern=policy.placeholder_postcodes)
+            clean[field_name] = F.when(~placeholder[field_name],
+                                       standardise_postcode_district(raw_values[field_name]))
+        else:
+            clean[field_name] = _SIMPLE_STANDARDISERS.get(field_name, standardise_identifier)(raw_values[field_name])
 
     if source.full_name:
         raw_values["surname"] = _as_text(raw, source.full_name.column)
@@ -99,7 +114,9 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
     if source.postcode:
         raw_values["postcode"] = _as_text(raw, source.postcode.column)
         if source.postcode.format == "uk":
-            clean["postcode"] = standardise_postcode(raw_values["postcode"])
+            placeholder["postcode"] = is_placeholder_postcode(raw_values["postcode"],
+                                                              pattern=policy.placeholder_postcodes)
+            clean["postcode"] = F.when(~placeholder["postcode"], standardise_postcode(raw_values["postcode"]))
             district_from_postcode = postcode_district(clean["postcode"])
             clean["postcode_district"] = (F.coalesce(district_from_postcode, clean["postcode_district"])
                                           if "postcode_district" in clean else district_from_postcode)
@@ -108,7 +125,11 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
 
     if source.date_of_birth:
         raw_values["date_of_birth"] = _as_text(raw, source.date_of_birth.column)
-        clean["date_of_birth"] = _date(raw, source.date_of_birth.column, source.date_of_birth.formats, latest)
+        dob = source.date_of_birth
+        placeholder["date_of_birth"] = is_placeholder_date(  # 1800-01-01 too, before the plausible range
+            _date(raw, dob.column, dob.formats, F.lit("9999-12-31").cast("date"), earliest="0001-01-01"),
+            dates=policy.placeholder_dates_of_birth)
+        clean["date_of_birth"] = F.when(~placeholder["date_of_birth"], _date(raw, dob.column, dob.formats, latest))
 
     year_of_dob = F.year(clean["date_of_birth"]) if "date_of_birth" in clean else F.lit(None).cast("int")
     if source.birth_year and source.birth_year.column:
@@ -141,12 +162,18 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
         *[clean.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name) for f in CANONICAL_PERSON.fields[2:]],
         clean.get("event_date", F.lit(None)).cast("date").alias("event_date"),
         *[raw_values[f].isNotNull().alias(f"_present_{f}") for f in checked],
+        *[flag.alias(f"_placeholder_{f}") for f, flag in placeholder.items()],
         (F.col(VALIDATION_REJECT) if VALIDATION_REJECT in raw.columns else F.lit(None).cast("string"))
         .alias(VALIDATION_REJECT),
     )
+    def is_placeholder(f: str) -> Column:
+        return F.col(f"_placeholder_{f}") if f in placeholder else F.lit(False)
+
     invalid_fields = F.filter(
-        F.array(*[F.when(F.col(f"_present_{f}") & F.col(f).isNull(), F.lit(f)) for f in checked])
-        if checked else F.array().cast("array<string>"),
+        F.array(*[F.when(F.col(f"_present_{f}") & F.col(f).isNull() & ~is_placeholder(f), F.lit(f))
+                  for f in checked],
+                *[F.when(is_placeholder(f), F.lit(PLACEHOLDER_PREFIX + f)) for f in placeholder])
+        if checked or placeholder else F.array().cast("array<string>"),
         lambda x: x.isNotNull(),
     )
     record_id = F.col("source_record_id")
@@ -191,7 +218,7 @@ def source_counts(standardised: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("records_read"),
         F.sum(F.col("reject_reason").isNull().cast("long")).alias("records_accepted"),
         F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("records_rejected"),
-        F.map_from_arrays(F.array(*[F.lit(f) for f in CHECKED_FIELDS]),
-                          F.array(*[F.coalesce(invalid(f), F.lit(0).cast("long")) for f in CHECKED_FIELDS]))
+        F.map_from_arrays(F.array(*[F.lit(f) for f in COUNTED_VALUES]),
+                          F.array(*[F.coalesce(invalid(f), F.lit(0).cast("long")) for f in COUNTED_VALUES]))
         .alias("invalid_values"),
     )

@@ -36,3 +36,9 @@ def standardise_free_postcode(postcode: Column) -> Column:
     """Non-UK postcodes: upper-case letters and digits only, no validation; blank -> null."""
     compact = _compact(postcode)
     return F.when(compact != "", compact)
+
+
+def is_placeholder_postcode(postcode: Column, *, pattern: str) -> Column:
+    """True for a value recorded for "no fixed abode" or "not known" (``pattern`` on the upper-case form without
+    spaces: the NHS's ZZ99 codes by default), false otherwise and for null."""
+    return F.coalesce(_compact(postcode).rlike(pattern), F.lit(False))

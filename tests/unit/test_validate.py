@@ -168,3 +168,81 @@ def test_all_sources_are_validated_together_and_every_failing_one_is_named(spark
     assert "source probation" in message and "has no records" in message
     assert "source police" in message and "4 of 4 records have no id" in message
     assert "source housing" not in message
+
+
+# --- placeholders: values systems record for "unknown" that look real -----------------------------------------
+
+PLACEHOLDER_ROWS = [*GOOD,
+                    ("5", "Eve", "Ray", "01/01/1900", "ZZ99 3VZ"),  # no fixed abode (fails the postcode format)
+                    ("6", "Fay", "Roe", "01/01/1800", "zz993wz"),  # address not known (passes the format)
+                    ("7", "Gus", "Poe", "01/01/1901", "ZZ99 3CZ"),
+                    ("8", "Hal", "Orr", "01/01/1970", "ZZ993GZ")]
+
+
+def _counts(df) -> dict[str, int]:
+    from bold_spark.standardise.person import source_counts
+
+    return {k: v for k, v in source_counts(df).first()["invalid_values"].items() if v}  # one source: one row
+
+
+def test_placeholder_dates_and_zz99_postcodes_are_null_for_linkage_and_counted_as_placeholders(spark_clean, tmp_path):
+    # implausible dates of birth fail the run here: 1800-01-01 is a placeholder, not an implausible date
+    df, profile = run(spark_clean, tmp_path, PLACEHOLDER_ROWS, ValidationPolicy(on_implausible_date_of_birth="fail"))
+    assert (profile.dob_implausible, profile.postcode_unparseable) == (0, 0)  # 4 of 8 ZZ99: no unparseable share
+    rows = {r["source_record_id"]: r for r in df.collect()}  # eight rows
+    for rid in "567":
+        assert (rows[rid]["date_of_birth"], rows[rid]["birth_year"]) == (None, None)
+    assert str(rows["8"]["date_of_birth"]) == "1970-01-01"
+    assert {rid: (rows[rid]["postcode"], rows[rid]["postcode_district"]) for rid in "5678"} == {
+        rid: (None, None) for rid in "5678"}
+    assert str(rows["1"]["postcode"]) == "SW1A1AA" and set(reasons(df).values()) == {None}
+    assert _counts(df) == {"placeholder:date_of_birth": 3, "placeholder:postcode": 4}  # none counted as invalid
+
+
+def test_placeholders_are_configured_per_environment_or_source(spark_clean, tmp_path):
+    policy = ValidationPolicy(placeholder_dates_of_birth=("1970-01-01",), placeholder_postcodes="^ZZ993VZ$",
+                              max_unparseable_share=0.5)
+    src = source(tmp_path)
+    raw, profile = validate_source(spark_clean.createDataFrame(PLACEHOLDER_ROWS, SCHEMA), source=src, policy=policy,
+                                   latest=latest())
+    df = standardise_source(raw, source=src, as_of=latest(), policy=policy)
+    # 1900-01-01 is no placeholder here (a plausible date); 1800-01-01 is implausible (nulled and counted as invalid);
+    # ZZ99 3WZ and 3GZ pass the postcode format and stay; ZZ99 3CZ fails it (no C in an inward code): unparseable
+    assert (profile.dob_implausible, profile.postcode_unparseable) == (1, 1)
+    assert _counts(df) == {"placeholder:date_of_birth": 1, "placeholder:postcode": 1, "date_of_birth": 1,
+                           "postcode": 1}
+
+
+def test_a_district_only_source_nulls_the_zz99_district(spark_clean, tmp_path):
+    src = parse_source({"name": "support", "table": {"path": "x"}, "record_id": "id",
+                        "columns": {"surname": "sn", "postcode_district": "district"}}, tmp_path / "s.yaml", tmp_path)
+    raw = spark_clean.createDataFrame([("1", "Li", "ZZ99"), ("2", "Ng", "M1"), ("3", "Ho", "ZZ99 3VZ")],
+                                      "id string, sn string, district string")
+    df = standardise_source(raw, source=src, as_of=latest())
+    assert {r["source_record_id"]: r["postcode_district"] for r in df.collect()} == {"1": None, "2": "M1", "3": None}
+    assert _counts(df) == {"placeholder:postcode_district": 2}
+
+
+def test_a_source_with_one_in_ten_of_no_fixed_abode_runs(spark_clean, tmp_path):
+    rows = [(str(i), "Ann", "Smith", "01/02/1980", "ZZ99 3VZ" if i % 10 == 0 else "SW1A 1AA") for i in range(50)]
+    _, profile = run(spark_clean, tmp_path, rows)  # max_unparseable_share 0.05: ZZ99 codes are not unparseable
+    assert (profile.postcode_present, profile.postcode_unparseable) == (50, 0)
+
+
+@pytest.mark.parametrize("validation, message", [
+    ({"placeholder_dates_of_birth": ["01/01/1900"]}, r"validation.placeholder_dates_of_birth\[0\]: expected a date"),
+    ({"placeholder_dates_of_birth": "1900-01-01"}, r"validation.placeholder_dates_of_birth: expected a list"),
+    ({"placeholder_postcodes": "^ZZ99("}, r"validation.placeholder_postcodes: not a regular expression"),
+])
+def test_placeholder_settings_are_checked_with_the_file_and_key(tmp_path, validation, message):
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    conf = yaml.safe_load((root / "conf" / "local.yaml").read_text())
+    conf["validation"] = {**conf["validation"], **validation}
+    conf.update(base_dir=str(root), sources=[str(root / "conf" / "sources" / "demo" / "*.yaml")],
+                linkage=str(root / "conf" / "linkage" / "uk_person.yaml"),
+                views=str(root / "conf" / "views" / "programme.yaml"))
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
+    with pytest.raises(ConfigError, match=r"env.yaml: " + message):
+        load_config(tmp_path / "env.yaml")
