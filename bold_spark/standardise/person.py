@@ -36,6 +36,8 @@ PLACEHOLDER_FIELDS = ("date_of_birth", "postcode", "postcode_district")
 # The keys of link_runs.inputs.invalid_values: unusable values per field, then placeholders per field.
 COUNTED_VALUES = (*CHECKED_FIELDS, *(PLACEHOLDER_PREFIX + f for f in PLACEHOLDER_FIELDS))
 
+EARLIEST_BIRTH = "1900-01-01"  # parse_date's earliest plausible date
+
 _SPLIT_NAMES = ("__bold_first_name", "__bold_middle_names", "__bold_surname")
 
 REASON_NULL_ID = "record id is missing"
@@ -66,7 +68,7 @@ def _as_text(df: DataFrame, column: str) -> Column:
     return F.when(text != "", text)
 
 
-def _date(df: DataFrame, column: str, formats: tuple[str, ...], latest: Column, earliest: str = "1900-01-01"
+def _date(df: DataFrame, column: str, formats: tuple[str, ...], latest: Column, earliest: str = EARLIEST_BIRTH
           ) -> Column:
     if isinstance(df.schema[column].dataType, (T.DateType, T.TimestampType)):
         formats = ("yyyy-MM-dd",)
@@ -126,10 +128,11 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
     if source.date_of_birth:
         raw_values["date_of_birth"] = _as_text(raw, source.date_of_birth.column)
         dob = source.date_of_birth
-        placeholder["date_of_birth"] = is_placeholder_date(  # 1800-01-01 too, before the plausible range
-            _date(raw, dob.column, dob.formats, F.lit("9999-12-31").cast("date"), earliest="0001-01-01"),
-            dates=policy.placeholder_dates_of_birth)
-        clean["date_of_birth"] = F.when(~placeholder["date_of_birth"], _date(raw, dob.column, dob.formats, latest))
+        # Parsed once without bounds: a placeholder may lie before the plausible range (1800-01-01).
+        any_date = _date(raw, dob.column, dob.formats, F.lit("9999-12-31").cast("date"), earliest="0001-01-01")
+        placeholder["date_of_birth"] = is_placeholder_date(any_date, dates=policy.placeholder_dates_of_birth)
+        plausible = any_date.between(F.lit(EARLIEST_BIRTH).cast("date"), latest)
+        clean["date_of_birth"] = F.when(~placeholder["date_of_birth"] & plausible, any_date)
 
     year_of_dob = F.year(clean["date_of_birth"]) if "date_of_birth" in clean else F.lit(None).cast("int")
     if source.birth_year and source.birth_year.column:
