@@ -78,7 +78,7 @@ test-processes: setup
 
 # Accuracy of the current crosswalk against the generator's truth (sample data only)
 evaluate: setup
-	$(PY) jobs/evaluate.py --conf $(CONF) --truth var/sample/truth
+	$(PY) jobs/evaluate.py --conf $(CONF) --truth var/sample/truth --sweep
 
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup
@@ -101,7 +101,7 @@ submit-cluster: setup
 # SYSTEMS=project,duckdb runs a subset (project, incremental, duckdb, spark_default; default all).
 bench: setup
 	$(PY) jobs/bench.py --conf $(CONF) --scales $(SCALES) --seed $(SEED) $(if $(LINKAGE),--linkage $(LINKAGE)) \
-	  $(if $(SYSTEMS),--systems $(SYSTEMS))
+	  $(if $(SYSTEMS),--systems $(SYSTEMS)) $(if $(RATES),--rates $(RATES))
 
 # The project's train and link on the standalone cluster with 1, then 2 workers of 1 core each (scale-out).
 SCALE_OUT ?= 100000

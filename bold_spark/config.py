@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from bold_spark.clustering.rules import ConstraintSettings, parse_constraints
 from bold_spark.errors import ConfigError
 
 # Canonical columns a source maps from one of its own columns, standardised as their names say.
@@ -237,6 +238,12 @@ class PublishGateSettings:
     max_cluster_changed_share: float = 0.05  # share of records whose set of co-members changed
     min_records: int = 50  # source pairs with fewer records than this (either run) are not compared
     hold_on_implausible_cluster: bool = True
+    # Checked on every run, a first one too (no truth needed): share of a one_record_per_person source's records
+    # (without a period) whose cluster holds another record of that source, and share of clusters with two or more
+    # dates of birth that disagree (None: not checked; how often one person's dates of birth disagree depends on
+    # the sources). Relatives merged into one person raise both.
+    max_same_source_share: float = 0.01
+    max_date_of_birth_disagreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,8 @@ class JobConfig:
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     views: Any = None  # bold_spark.views.settings.ViewSettings when the optional `views:` file is given
+    # Which records are different people whatever their match weight (bold_spark/clustering/rules.py).
+    constraints: ConstraintSettings = field(default_factory=ConstraintSettings)
 
     def validation_for(self, source: SourceConfig) -> ValidationPolicy:
         """The environment's validation policy with the source's own overrides applied."""
@@ -279,7 +288,8 @@ class JobConfig:
         mapping, validation, privacy, linkage), recorded with each run; an incremental run needs the last run's.
         Spark, scratch, state, report, quality-gate and view settings are left out, so tuning memory between
         monthly runs does not force a full link."""
-        decisive = {name: getattr(self, name) for name in ("output", "sources", "validation", "privacy", "linkage")}
+        decisive = {name: getattr(self, name)
+                    for name in ("output", "sources", "validation", "privacy", "linkage", "constraints")}
         payload = json.dumps(_jsonable(decisive), sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -586,6 +596,21 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
     return settings
 
 
+# The column a comparison kind compares when its spec names none (bold_spark/linkage/settings.py).
+_DEFAULT_COMPARED = {"date_of_birth": "date_of_birth", "postcode": "postcode", "forename": "first_name",
+                     "surname": "surname"}
+
+
+def comparison_names(linkage: LinkageSettings) -> list[str]:
+    """The model's comparison names (Splink's output_column_name): the compared column, or the kind's default."""
+    names = []
+    for spec in linkage.comparisons:
+        column = spec.get("column")
+        names.append(column if isinstance(column, str) else _DEFAULT_COMPARED.get(spec["kind"], "_".join(
+            spec.get("columns") or [])))
+    return names
+
+
 def _flag(node: _Node, key: str, *, default: bool) -> bool:
     value = node._get(key, False, default)
     if not isinstance(value, bool):
@@ -634,6 +659,9 @@ def _parse_publish_gate(node: _Node | None) -> PublishGateSettings:
                                               low=0, high=1),
         min_records=_whole(node, "min_records", default=d.min_records, low=0),
         hold_on_implausible_cluster=_flag(node, "hold_on_implausible_cluster", default=d.hold_on_implausible_cluster),
+        max_same_source_share=node.number("max_same_source_share", default=d.max_same_source_share, low=0, high=1),
+        max_date_of_birth_disagreement=(None if node._get("max_date_of_birth_disagreement", False, None) is None
+                                        else node.number("max_date_of_birth_disagreement", default=0, low=0, high=1)),
     )
     node.finish()
     return settings
@@ -804,6 +832,10 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     quality = _parse_quality(top.node("quality", required=False))
     publish_gate = _parse_publish_gate(top.node("publish_gate", required=False))
     report = _parse_report(top.node("report", required=False), base_dir)
+    constraints_node = top.node("constraints", required=False)
+    constraints = (parse_constraints(constraints_node, sources={s.name: s for s in sources},
+                                     comparisons=comparison_names(linkage)) if constraints_node
+                   else ConstraintSettings())
     views_file = top.str("views", required=False)  # the programme's SQL views (bold_spark/views): a file of its own
     views = None
     if views_file:
@@ -813,4 +845,4 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
                      scratch_dir=scratch_dir, state_dir=state_dir,
                      state_retention_days=state_retention_days, quality=quality, publish_gate=publish_gate,
-                     report=report, validation=validation, privacy=privacy, views=views)
+                     report=report, validation=validation, privacy=privacy, views=views, constraints=constraints)

@@ -33,6 +33,12 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 
 from bold_spark.broadcast import as_parquet, small_side
 from bold_spark.config import JobConfig, OutputTables
+from bold_spark.clustering.constrained import (
+    clustering_input,
+    pair_rules,
+    summarise as summarise_splits,
+    with_compared_columns,
+)
 from bold_spark.crosswalk.build import cluster_records, finish_crosswalk
 from bold_spark.crosswalk.stable_ids import assign_stable_ids
 from bold_spark.errors import ConfigError, DataQualityError
@@ -297,12 +303,25 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
                 issued = issued.unionByName(events_so_far)
             # Every edge at the threshold that touches a node has both ends among the nodes (an old one joins
             # members of one previous cluster, a new one joins two seeds): clustering and best edges need no other.
+            # Under constraints an old edge may join two previous clusters a constraint kept apart; when only one
+            # of them is affected the edge is left out, and the other keeps its cluster (the constraint still holds).
             strong = _edges_within(edges_now.where(F.col("match_probability") >= threshold), nodes).checkpoint()
-            components = cluster_records(nodes, strong, threshold=threshold).checkpoint()
+            clustering_nodes, rules = nodes, ()
+            if config.constraints.any:  # a record gone from the sources has no constraint columns: constrains nothing
+                rules = (pair_rules(config.constraints, splink_model.load_model_json(config.linkage.model_path))
+                         if config.constraints.must_agree else ())
+                accepted_now = with_compared_columns(prepared.standardised.where(F.col("reject_reason").isNull()),
+                                                     rules)
+                clustering_nodes = nodes.join(clustering_input(accepted_now, config.constraints, rules), KEYS,
+                                              how="left")
+            clusters = cluster_records(clustering_nodes, strong, threshold=threshold, constraints=config.constraints,
+                                       rules=rules)
+            components = clusters.records.checkpoint()
+            record.constraints = summarise_splits(clusters.splits, config.constraints)
             assignment = assign_stable_ids(components, prev_affected, run_id=record.run_id, issued=issued,
                                            at=record.started_at, reuse=lambda frame: frame.checkpoint())
-            rows = finish_crosswalk(assignment.crosswalk_ids, strong, threshold=threshold,
-                                    run_id=record.run_id).checkpoint()
+            rows = finish_crosswalk(assignment.crosswalk_ids, strong, threshold=threshold, run_id=record.run_id,
+                                    split=clusters.splits is not None).checkpoint()
             xw_changes = crosswalk_changes(rows, previous, dirty_gone).checkpoint()
             events = assignment.events.checkpoint()  # its plan reads cluster_events, which it replaces rows of
             ops = xw_changes.agg(F.count(F.when(F.col("_op") == "delete", 1)).alias("deleted"),

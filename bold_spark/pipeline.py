@@ -31,6 +31,12 @@ from bold_spark.io.delta import (
     write_concurrently,
 )
 from bold_spark.linkage import model as splink_model
+from bold_spark.clustering.constrained import (
+    clustering_input,
+    pair_rules,
+    summarise as summarise_splits,
+    with_compared_columns,
+)
 from bold_spark.crosswalk.build import build_crosswalk
 from bold_spark.io import history
 from bold_spark.io.changes import Changes, rows_in_files
@@ -96,6 +102,7 @@ class RunRecord:
     status_on_success: str = "succeeded"  # "held" when the publishing gate kept the crosswalk back
     blocking_estimates: list[dict[str, Any]] = field(default_factory=list)
     report_path: str | None = None
+    constraints: dict[str, Any] | None = None  # clustering/constrained.py summarise(): components split, edges refused
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -420,13 +427,17 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                     .withColumn("run_id", F.lit(record.run_id)), MATCH_EDGES,
                 ).persist(StorageLevel.MEMORY_AND_DISK)
                 record.edges_recorded = edges.count()
+            accepted_frame = prepared.standardised.where(F.col("reject_reason").isNull())
+            model_json = load_model(config.linkage.model_path)
             with record.stage("clustering"):
+                rules = pair_rules(config.constraints, model_json) if config.constraints.must_agree else ()
                 # Ids carried forward from the published crosswalk (pinned version); see crosswalk/stable_ids.py.
-                crosswalk, events = build_crosswalk(
-                    persons.select("source_system", "source_record_id"), edges,
+                crosswalk, events, splits = build_crosswalk(
+                    clustering_input(with_compared_columns(accepted_frame, rules), config.constraints, rules), edges,
                     threshold=config.linkage.cluster_threshold, run_id=record.run_id,
                     previous=history.previous_crosswalk(spark, out), issued=history.issued_cluster_ids(spark, out),
-                    at=record.started_at)
+                    at=record.started_at, constraints=config.constraints, rules=rules)
+                record.constraints = summarise_splits(splits, config.constraints)
                 # Checkpointed (run scratch dir), not only cached: their plans read the crosswalk and cluster_events
                 # they will overwrite, which Spark refuses; a checkpoint cuts that lineage.
                 crosswalk = crosswalk.checkpoint()
@@ -444,13 +455,14 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                                        "nothing was published")
             with record.stage("quality"):
                 # Measured before anything is written: the gate compares with the crosswalk published now.
-                accepted_frame = prepared.standardised.where(F.col("reject_reason").isNull())
                 groups = record_groups(prepared.standardised, as_of=as_of_date(as_of)).persist()
                 published = gate.previous_published(spark, out)
                 quality = run_quality(edges, crosswalk, accepted_frame, run_id=record.run_id, settings=config.quality,
-                                      groups=groups, model=load_model(config.linkage.model_path),
-                                      previous_crosswalk=published.crosswalk if published else None)
-                decision = gate.decide(quality, published.quality if published else None, config.publish_gate)
+                                      groups=groups, model=model_json,
+                                      previous_crosswalk=published.crosswalk if published else None,
+                                      constraints=config.constraints, splits=record.constraints)
+                decision = gate.decide(quality, published.quality if published else None, config.publish_gate,
+                                       constraints=config.constraints)
             with record.stage("writing"):
                 ensure_database(spark, out)
                 writes = {

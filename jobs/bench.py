@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", type=_scales, default=[100_000, 1_000_000],
                    help="records per run, comma separated (default 100000,1000000; 10000000 on request)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--rates", help="YAML overriding some of conf/rates/default.yaml (e.g. conf/rates/"
+                   "no_households.yaml: the same generator without relatives); part of the data cache's key")
     p.add_argument("--linkage", help="a linkage file to use instead of the config's (e.g. conf/linkage/"
                    "uk_person_national.yaml: the same model, blocking rules sized for 10,000,000 records)")
     p.add_argument("--systems", type=_systems, default=SYSTEMS, help=f"subset of {','.join(SYSTEMS)}")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                                systems=args.systems, event_log=args.event_log,
                                keep_intermediate=args.keep_intermediate, master=args.master,
                                executor_memory=args.executor_memory if args.master else None,
-                               linkage=args.linkage,
+                               linkage=args.linkage, rates=args.rates,
                                default_driver_memory="" if memory == "spark-default" else memory)
     except BoldSparkError as exc:
         print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)

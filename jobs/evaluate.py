@@ -3,6 +3,7 @@
     python jobs/evaluate.py --truth var/sample/truth                   # the current crosswalk
     python jobs/evaluate.py --run-id 20260101T120000Z-1a2b3c4d --labels review.labelled_pairs
     python jobs/evaluate.py --truth ref.people --truth-columns source_record_id=case_ref,person_id=person_key
+    python jobs/evaluate.py --truth var/sample/truth --sweep            # precision/recall/F1 by cluster_threshold
 
 A truth table has source_system, source_record_id and person_id; a labelled-pairs table has source_system_l,
 source_record_id_l, source_system_r, source_record_id_r and is_match. Either is a Delta path or a catalog table.
@@ -17,10 +18,16 @@ from pathlib import Path
 
 from _common import parser, run
 
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
 from bold_spark.config import TableRef
 from bold_spark.errors import ConfigError
 from bold_spark.io.delta import read_table
-from bold_spark.quality.evaluate import Evaluation, conform_labels, conform_truth, evaluate_run
+from bold_spark.io.state import state_path
+from bold_spark.clustering.constrained import clustering_input, pair_rules, with_compared_columns
+from bold_spark.linkage.model import load_model_json, register_similarity_functions
+from bold_spark.quality.evaluate import Evaluation, conform_labels, conform_truth, evaluate_run, threshold_sweep
 from bold_spark.session import build_session
 
 _CATALOG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -92,7 +99,35 @@ def main(args, config) -> int:
     result = evaluate_run(spark, config.output, truth_description=description, run_id=args.run_id,
                           max_versions=args.max_versions, **inputs)
     print_evaluation(result, config.output.qualified("evaluations"))
+    if args.sweep:
+        print_sweep(sweep(spark, config, inputs), config)
     return 0
+
+
+def sweep(spark, config, inputs) -> list[dict]:
+    """Cluster the current match_edges again at each threshold; constrained too when the standardised records
+    are stored (state_dir), since the constraints read dates of birth and identifiers."""
+    edges = spark.table(config.output.qualified("match_edges"))
+    records = spark.table(config.output.qualified("crosswalk")).select("source_system", "source_record_id")
+    constraints, rules = None, ()
+    if config.constraints.any and DeltaTable.isDeltaTable(spark, str(state_path(config))):
+        rules = pair_rules(config.constraints, load_model_json(config.linkage.model_path))
+        register_similarity_functions(spark)  # the rules' SQL may call jaro_winkler
+        stored = read_table(spark, TableRef(path=str(state_path(config)))).where(F.col("reject_reason").isNull())
+        stored = with_compared_columns(stored.join(records, ["source_system", "source_record_id"], how="left_semi"),
+                                       rules)
+        records = clustering_input(stored, config.constraints, rules)
+        constraints = config.constraints
+    return threshold_sweep(records, edges, constraints=constraints, rules=rules, **inputs)
+
+
+def print_sweep(rows: list[dict], config) -> None:
+    print("  by threshold (the recorded edges clustered again; linkage.cluster_threshold is "
+          f"{config.linkage.cluster_threshold}):")
+    print(f"    {'threshold':>9} {'clustering':<22} {'precision':>9} {'recall':>9} {'F1':>9}")
+    for r in rows:
+        print(f"    {r['threshold']:>9} {r['clustering']:<22} {r['precision']:>9.4f} {r['recall']:>9.4f} "
+              f"{r['f1']:>9.4f}")
 
 
 if __name__ == "__main__":
@@ -105,6 +140,9 @@ if __name__ == "__main__":
     p.add_argument("--truth-columns", help="where the table's column names differ: key=column,... "
                                            "(e.g. person_id=person_key)")
     p.add_argument("--run-id", help="the run whose crosswalk to evaluate (default: the current crosswalk's)")
+    p.add_argument("--sweep", action="store_true",
+                   help="also cluster the current match_edges at a sweep of thresholds (connected components, and "
+                        "constrained when constraints are declared) and print precision, recall and F1 for each")
     p.add_argument("--max-versions", type=int, default=50,
                    help="how many recent crosswalk versions to search for --run-id (default: %(default)s)")
     sys.exit(run(main, p.parse_args()))

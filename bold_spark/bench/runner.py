@@ -8,6 +8,7 @@ steps that need it skipped.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -24,6 +25,22 @@ from bold_spark.bench.report import build_report
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("project", "incremental", "duckdb", "spark_default")
+# Splink on DuckDB's clusters at the thresholds a careful user would try, with connected components and with
+# single best links (one record of each one-per-person source per cluster): the accuracy baselines of issue 32.
+BASELINE_THRESHOLDS = (0.8, 0.95, 0.99)
+BASELINE_VARIANTS = tuple(f"duckdb {method} {t}" for method in ("components", "single best links")
+                          for t in BASELINE_THRESHOLDS)
+
+
+def rates_key(rates: str | None) -> str:
+    """A short digest of the generator's rates and code version, so cached data never outlives a change of either."""
+    from bold_spark.synthetic.rates import load_rates
+
+    payload = json.dumps({"rates": load_rates(rates).as_dict(), "generator": GENERATOR_VERSION}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:8]
+
+
+GENERATOR_VERSION = 2  # raise when bold_spark/synthetic changes what it generates (2: households)
 NEEDS = {"project_train": ["data"], "export": ["data"], "project_link": ["project_train"],
          "project_incremental_base": ["project_train"], "project_incremental": ["project_incremental_base"],
          "duckdb": ["project_train", "export"], "spark_default": ["project_train", "export"], "evaluate": ["data"]}
@@ -51,12 +68,14 @@ def run_step(step: str, params: dict[str, Any], *, run_dir: Path, sample_executo
 def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, systems: tuple[str, ...],
               master: str, default_driver_memory: str | None, event_log: bool,
               keep_intermediate: bool = False, executor_memory: str | None = None,
-              linkage: str | None = None) -> dict[str, dict[str, Any]]:
+              linkage: str | None = None, rates: str | None = None) -> dict[str, dict[str, Any]]:
     run_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = root / "data" / f"{scale}-{seed}"
+    data_dir = root / "data" / f"{scale}-{seed}-{rates_key(rates)}"  # other rates or generator: other data
     data_dir.mkdir(parents=True, exist_ok=True)
     crosswalks = {s: str(run_dir / f"crosswalk_{s}") for s in systems}
-    base = {"conf": conf, "scale": scale, "seed": seed, "data_dir": str(data_dir),
+    if "duckdb" in systems:  # the baseline at other thresholds and with single best links, for accuracy only
+        crosswalks.update({name: str(run_dir / f"crosswalk_{name.replace(' ', '_')}") for name in BASELINE_VARIANTS})
+    base = {"conf": conf, "scale": scale, "seed": seed, "data_dir": str(data_dir), "rates": rates,
             "model_path": str(run_dir / "model" / "uk_person.json"), "persons_path": str(run_dir / "persons"),
             "master": master, "executor_memory": executor_memory, "linkage": linkage}
     if event_log:
@@ -68,7 +87,8 @@ def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, sy
     plan += [s for s in ("duckdb", "spark_default") if s in systems]
     plan += ["evaluate"]
     extra = {"project_link": {"crosswalk_path": crosswalks.get("project", "")},
-             "duckdb": {"crosswalk_path": crosswalks.get("duckdb", "")},
+             "duckdb": {"crosswalk_path": crosswalks.get("duckdb", ""),
+                        "variant_paths": {k: v for k, v in crosswalks.items() if k in BASELINE_VARIANTS}},
              "spark_default": {"crosswalk_path": crosswalks.get("spark_default", ""), "master": master,
                                "driver_memory": default_driver_memory},
              "project_incremental_base": {"incremental_dir": str(run_dir / "work" / "incremental")},
@@ -95,7 +115,8 @@ def run_scale(*, conf: str, scale: int, seed: int, root: Path, run_dir: Path, sy
 def run_bench(*, conf: str, scales: list[int], seed: int, root: Path, systems: tuple[str, ...] = SYSTEMS,
               default_driver_memory: str | None = None, event_log: bool = False,
               keep_intermediate: bool = False, master: str | None = None,
-              executor_memory: str | None = None, linkage: str | None = None) -> tuple[Path, dict[str, Any]]:
+              executor_memory: str | None = None, linkage: str | None = None,
+              rates: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Run every scale and write ``results/<timestamp>.md`` and ``.json`` under ``root``; returns the markdown path
     and the results. ``master`` (default the config's) is where every Spark step runs."""
     from bold_spark.config import load_config
@@ -115,8 +136,9 @@ def run_bench(*, conf: str, scales: list[int], seed: int, root: Path, systems: t
                                      run_dir=results_dir / stamp / str(scale), systems=systems, master=master,
                                      default_driver_memory=default_driver_memory, event_log=event_log,
                                      keep_intermediate=keep_intermediate, executor_memory=executor_memory,
-                                     linkage=linkage)
+                                     linkage=linkage, rates=rates)
     results = {"timestamp": stamp, "conf": str(conf), "linkage": linkage or "(the config's)", "seed": seed,
+               "rates": rates or "conf/rates/default.yaml",
                "scales": scales, "systems": list(systems),
                "spark_master": master, "default_spark_driver_memory": default_driver_memory,
                "edge_threshold": config.linkage.edge_threshold, "cluster_threshold": config.linkage.cluster_threshold,

@@ -97,13 +97,14 @@ def step_data(p: dict[str, Any]) -> dict[str, Any]:
     from bold_spark.config import load_config
     from bold_spark.session import build_session
     from bold_spark.synthetic.generate import generate
+    from bold_spark.synthetic.rates import load_rates
 
     config = load_config(p["conf"])
     spark = build_session(dataclasses.replace(
         config.spark, metastore_dir=None, warehouse_dir=Path(p["work_dir"]) / "warehouse",
         checkpoint_dir=Path(p["work_dir"]) / "checkpoints"))
     timer = Timer()
-    sample = generate(spark, scale=int(p["scale"]), seed=int(p["seed"]))
+    sample = generate(spark, scale=int(p["scale"]), seed=int(p["seed"]), rates=load_rates(p.get("rates")))
     rows: dict[str, int] = {}
     for source, df in {**sample.departments, "truth": sample.truth}.items():
         with timer.stage(source):
@@ -299,13 +300,42 @@ def step_duckdb(p: dict[str, Any]) -> dict[str, Any]:
     edges = con.execute(f"select count(*) from {predictions.physical_name}").fetchall()[0][0]
     records = con.execute("select count(*) from persons").fetchall()[0][0]
     comparisons = _count_comparisons(linker, rules_sql, _spark_to_duckdb)
-    Path(p["crosswalk_path"]).mkdir(parents=True, exist_ok=True)
-    con.execute(f"copy (select source_system, cast(source_record_id as varchar) as source_record_id, "
-                f"cast(cluster_id as varchar) as cluster_id from {clusters.physical_name}) "
-                f"to '{p['crosswalk_path']}/part-0.parquet' (format parquet)").fetchall()
+    _copy_clusters(con, clusters, p["crosswalk_path"])
+    variants = _baseline_variants(linker, con, predictions, p.get("variant_paths") or {}, p)
     return {"stage_seconds": timer.seconds, "wall_seconds": round(sum(timer.seconds.values()), 3),
             "records": records, "edges": edges, "clusters": clusters_n, "comparisons": comparisons,
-            "duckdb_version": duckdb.__version__}
+            "duckdb_version": duckdb.__version__, "variants": variants}
+
+
+def _copy_clusters(con, clusters, path: str) -> None:
+    Path(path).mkdir(parents=True, exist_ok=True)
+    con.execute(f"copy (select source_system, cast(source_record_id as varchar) as source_record_id, "
+                f"cast(cluster_id as varchar) as cluster_id from {clusters.physical_name}) "
+                f"to '{path}/part-0.parquet' (format parquet)").fetchall()
+
+
+def _baseline_variants(linker, con, predictions, paths: dict[str, str], p: dict[str, Any]) -> dict[str, str]:
+    """The same predictions clustered as a careful Splink user would try (untimed): connected components and
+    single best links (the config's one_record_per_person sources without a period declared duplicate-free) at
+    each of the bench's thresholds. Returns each variant's status."""
+    config = _config(p)
+    duplicate_free = [e.source for e in config.constraints.one_record_per_person if e.per is None]
+    status = {}
+    for name, path in paths.items():
+        head, _, threshold_text = name.rpartition(" ")  # "duckdb <method> <threshold>"
+        method, threshold = head.partition(" ")[2], float(threshold_text)
+        if method == "components":
+            clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+                predictions, threshold_match_probability=threshold)
+        elif duplicate_free:
+            clusters = linker.clustering.cluster_using_single_best_links(
+                predictions, duplicate_free_datasets=duplicate_free, threshold_match_probability=threshold)
+        else:
+            status[name] = "not run: no one_record_per_person source (without a period) is declared"
+            continue
+        _copy_clusters(con, clusters, path)
+        status[name] = "ok"
+    return status
 
 
 def _count_comparisons(linker, rules_sql: list[str], translate: Callable[[str], str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import reduce
@@ -181,6 +181,27 @@ def check_model_fits(linkage: LinkageSettings, model: Mapping[str, Any] | None =
     if differences:
         raise ConfigError(f"{linkage.file or 'linkage'}: comparisons: the model at {linkage.model_path} does not fit "
                           f"this configuration: {'; '.join(differences)}; {RETRAIN}")
+
+
+def agreement_conditions(model: Mapping[str, Any], comparisons: Sequence[str]) -> dict[str, str]:
+    """Per named comparison, Spark SQL over ``<column>_l``/``<column>_r`` that is true when the pair agrees in any
+    way the model knows (any level but the last, 'all other comparisons'; the null level counts as agreeing)."""
+    trained = {c.get("output_column_name"): c for c in model["comparisons"] if isinstance(c, Mapping)}
+    out = {}
+    for name in comparisons:
+        if name not in trained:
+            raise ConfigError(f"constraints.must_agree: comparison {name!r} is not in the model; {RETRAIN}")
+        levels = [str(level["sql_condition"]) for level in trained[name]["comparison_levels"]
+                  if str(level.get("sql_condition", "")).strip().upper() != "ELSE"]
+        out[name] = " OR ".join(f"({condition})" for condition in levels) or "false"
+    return out
+
+
+def register_similarity_functions(spark: SparkSession) -> None:
+    """Splink's string-similarity functions (jaro_winkler...) as Spark SQL functions, as its SparkAPI does."""
+    from splink import SparkAPI
+
+    SparkAPI(spark_session=spark)
 
 
 def settings_from_model(model_path: Path, linkage: LinkageSettings) -> Any:

@@ -22,14 +22,16 @@ Precision with no predicted pairs is 1 (nothing was asserted wrongly), recall wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F
 
+from bold_spark.clustering.rules import ConstraintSettings
 from bold_spark.config import OutputTables
+from bold_spark.crosswalk.build import cluster_records
 from bold_spark.errors import DataQualityError, SchemaContractError
 from bold_spark.io.delta import ensure_database, read_table_as_of_run, replace_rows
 from bold_spark.schemas import EVALUATIONS, conform
@@ -373,3 +375,39 @@ def evaluate_run(spark: SparkSession, output: OutputTables, *, truth: DataFrame 
     by_pair = sorted((r.asDict() for r in rows if r["source_system_l"] is not None),
                      key=lambda r: (r["source_system_l"], r["source_system_r"]))
     return Evaluation(run_id, version, truth_description, overall["truth_kind"], overall, by_pair)
+
+
+# --- threshold evidence -----------------------------------------------------------------------------------------------
+
+SWEEP_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+
+
+def threshold_sweep(records: DataFrame, edges: DataFrame, *, truth: DataFrame | None = None,
+                    labels: DataFrame | None = None, thresholds: Sequence[float] = SWEEP_THRESHOLDS,
+                    constraints: ConstraintSettings | None = None, rules: Sequence[Any] = ()
+                    ) -> list[dict[str, Any]]:
+    """Re-cluster the recorded ``edges`` at each threshold and score the clusters against ``truth`` (records with
+    person ids) or ``labels`` (pairs decided by review): one row per (threshold, clustering) with precision,
+    recall and F1, so a team with labels picks ``cluster_threshold`` from figures. Thresholds below the run's
+    ``edge_threshold`` see only the edges recorded. ``records``: the accepted records (keys, and the constraint
+    columns when ``constraints`` are given); with constraints (and the model's pair ``rules``) each threshold is
+    clustered both ways.
+    """
+    if (truth is None) == (labels is None):
+        raise ValueError("give exactly one of truth or labels")
+    methods = [("connected_components", None)]
+    if constraints is not None and constraints.any:
+        methods.append(("constrained", constraints))
+    rows = []
+    for threshold in thresholds:
+        for name, chosen in methods:
+            clusters = cluster_records(records if chosen else records.select(*KEYS), edges, threshold=threshold,
+                                       constraints=chosen, rules=rules if chosen else ())
+            crosswalk = clusters.records.select(*KEYS, F.col("component").alias("cluster_id"))
+            scores = (pairwise_metrics(crosswalk, truth) if truth is not None
+                      else labelled_pair_metrics(crosswalk, labels))
+            rows.append({"threshold": threshold, "clustering": name,
+                         **{k: scores[k] for k in ("precision", "recall", "f1")}})
+            log.info("sweep: threshold %s, %s: precision %.4f recall %.4f F1 %.4f", threshold, name,
+                     scores["precision"], scores["recall"], scores["f1"])
+    return rows

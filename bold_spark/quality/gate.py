@@ -13,6 +13,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
+from bold_spark.clustering.rules import ConstraintSettings
 from bold_spark.config import OutputTables, PublishGateSettings
 from bold_spark.errors import DataQualityError
 from bold_spark.io.delta import ensure_database, overwrite_table, read_table_as_of_run
@@ -53,8 +54,34 @@ def total_variation(a: dict[tuple, float], b: dict[tuple, float]) -> float:
     return 0.5 * sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
 
 
-def decide(current: RunQuality, previous: RunQuality | None, limits: PublishGateSettings) -> GateDecision:
-    """Publish, or hold with reasons, comparing this run's quality with the previous published run's."""
+def _people_merged(current: RunQuality, limits: PublishGateSettings, constraints: ConstraintSettings | None,
+                   reasons: list[str], measures: dict[str, float]) -> None:
+    """Signs, without truth, that different people (relatives) were merged: records of a one-per-person source
+    sharing a cluster, and clusters whose dates of birth disagree."""
+    once = [e.source for e in (constraints.one_record_per_person if constraints else ()) if e.per is None]
+    rates = current.link_rates()
+    shares = [(rates[(s, s)]["value"], s) for s in once if rates.get((s, s), {}).get("value") is not None]
+    if shares:
+        share, source = max(shares)
+        measures["max_same_source_share"] = share
+        if share > limits.max_same_source_share:
+            reasons.append(f"{share:.3f} of {source}'s records share a cluster with another of its records, which "
+                           f"holds each person once (> publish_gate.max_same_source_share = "
+                           f"{limits.max_same_source_share})")
+    agreement = [r for r in current.metric("cluster_agreement") if r["dimension"] == "date_of_birth"]
+    if limits.max_date_of_birth_disagreement is not None and agreement and agreement[0]["value"] is not None:
+        disagreement = 1.0 - agreement[0]["value"]
+        measures["max_date_of_birth_disagreement"] = disagreement
+        if disagreement > limits.max_date_of_birth_disagreement:
+            reasons.append(f"{disagreement:.3f} of the {agreement[0]['records']:,} clusters with two or more dates of "
+                           f"birth disagree on it (> publish_gate.max_date_of_birth_disagreement = "
+                           f"{limits.max_date_of_birth_disagreement})")
+
+
+def decide(current: RunQuality, previous: RunQuality | None, limits: PublishGateSettings, *,
+           constraints: ConstraintSettings | None = None) -> GateDecision:
+    """Publish, or hold with reasons, comparing this run's quality with the previous published run's (and, first
+    run too, with the limits on merged people; ``constraints`` names the one-per-person sources)."""
     previous_id = previous.run_id if previous else None
     if not limits.enabled:
         return GateDecision(True, [], {}, previous_id)
@@ -62,6 +89,7 @@ def decide(current: RunQuality, previous: RunQuality | None, limits: PublishGate
     measures: dict[str, float] = {}
     if limits.hold_on_implausible_cluster:
         reasons += [f"{a} (publish_gate.hold_on_implausible_cluster)" for a in current.alarms()]
+    _people_merged(current, limits, constraints, reasons, measures)
     # Needs only the previous crosswalk (measured by run_quality), not its recorded quality.
     changed = current.metric("cluster_changed_share")
     if changed and changed[0]["value"] is not None:

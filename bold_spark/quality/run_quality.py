@@ -20,6 +20,11 @@ metric                    keys                                                va
 ``records_new``/``records_gone``                                              vs the previous crosswalk
 ``prior_match_probability`` ``m_probability`` ``u_probability``              Splink's estimates; dimension =
                           comparison, dimension_value = level label, bucket_low = gamma value
+``constraint_violations`` dimension = kind (one_record_per_person, an         clusters breaking it (clusters
+                          identifier, date_of_birth), dimension_value =       checked)
+                          before (connected components) / after (published)
+``constraint_refused_edges`` dimension = kind                                 edges at the threshold refused
+``constraint_splits``     -                                                   components split (clusters they became)
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
+from bold_spark.clustering.constrained import violations_after
+from bold_spark.clustering.rules import ConstraintSettings
 from bold_spark.config import OutputTables, QualitySettings
 from bold_spark.errors import ConfigError, SchemaContractError
 from bold_spark.io.delta import ensure_database, replace_rows
@@ -339,15 +346,32 @@ def cluster_changes(crosswalk: DataFrame, previous: DataFrame) -> dict[str, int]
             "new": int(new_gone["new"] or 0), "gone": int(new_gone["gone"] or 0)}
 
 
+def _constraints(quality: RunQuality, crosswalk: DataFrame, persons: DataFrame, constraints: ConstraintSettings,
+                 splits: Mapping[str, Any] | None) -> None:
+    """Violations before clustering (components, from the split figures) and after (measured on the crosswalk)."""
+    if splits is not None:
+        checked = splits["components_checked"]
+        for kind, clusters in splits["violated"].items():
+            quality.add("constraint_violations", clusters, records=checked, dimension=kind, dimension_value="before")
+        for kind, edges in splits["refused"].items():
+            quality.add("constraint_refused_edges", edges, dimension=kind)
+        quality.add("constraint_splits", splits["components_split"], records=splits["clusters_from_split"])
+    for kind, clusters in violations_after(crosswalk, persons, constraints).items():
+        quality.add("constraint_violations", clusters, dimension=kind, dimension_value="after")
+
+
 def run_quality(edges: DataFrame, crosswalk: DataFrame, persons: DataFrame | None = None, *,
                 run_id: str, settings: QualitySettings = QualitySettings(), groups: DataFrame | None = None,
-                model: Mapping[str, Any] | None = None, previous_crosswalk: DataFrame | None = None) -> RunQuality:
+                model: Mapping[str, Any] | None = None, previous_crosswalk: DataFrame | None = None,
+                constraints: ConstraintSettings | None = None, splits: Mapping[str, Any] | None = None
+                ) -> RunQuality:
     """Measure one run without truth.
 
     edges: MATCH_EDGES (match_weight used); crosswalk: CROSSWALK; persons: standardised accepted records with
     canonical columns (date_of_birth, surname, first_name where present); groups: record_groups() output
     (source_system, source_record_id, sex, age_band, region); model: the saved Splink model JSON;
-    previous_crosswalk: the crosswalk currently published, for the share of records whose cluster changed.
+    previous_crosswalk: the crosswalk currently published, for the share of records whose cluster changed;
+    constraints and splits: the declared constraints and ``clustering.constrained.summarise``'s figures.
     Give persisted frames: each is read several times.
     """
     _require(edges, ["match_weight"], "edges")
@@ -358,6 +382,8 @@ def run_quality(edges: DataFrame, crosswalk: DataFrame, persons: DataFrame | Non
     _link_rates(quality, crosswalk, groups)
     if persons is not None:
         _agreement(quality, crosswalk, persons)
+        if constraints is not None and constraints.any:
+            _constraints(quality, crosswalk, persons, constraints, splits)
     if previous_crosswalk is not None:
         _require(previous_crosswalk, [*KEYS, "cluster_id"], "previous crosswalk")
         ch = cluster_changes(crosswalk, previous_crosswalk)

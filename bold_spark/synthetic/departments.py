@@ -93,6 +93,7 @@ CLEAN_RECORD_SCHEMA = T.StructType([
     T.StructField("previous_postcode", _S, True),
     T.StructField("nino", _S, True),
     T.StructField("pnc_id", _S, True),
+    T.StructField("relative_nino", _S, True),
 ])
 
 
@@ -170,7 +171,7 @@ def source_keys(person_ids: DataFrame, *, source: str, seed: int, rates: Rates, 
     truth table costs little.
     """
     pid = F.col("person_id")
-    df = with_cohort(person_ids, seed=seed)
+    df = with_cohort(person_ids, seed=seed, rates=rates)
     u_dup = _person_u(seed, f"duplicate:{source}")
     extra = (u_dup < rates.duplicate_record).cast("int") + (u_dup < rates.duplicate_record / 5).cast("int")
     df = df.filter(_in(seed, source)).select("person_id", "cohort", _in(seed, POLICE).alias("in_police"),
@@ -205,7 +206,7 @@ def clean_records(keys: DataFrame, *, seed: int, rates: Rates, tables: Reference
         "date_of_birth", "sex",
         F.try_element_at(lived, F.lit(-1))["postcode"].alias("postcode"),
         F.try_element_at(lived, F.lit(-2))["postcode"].alias("previous_postcode"),
-        "nino", "pnc_id",
+        "nino", "pnc_id", "relative_nino",
     )
 
 
@@ -254,8 +255,10 @@ def with_recording_errors(clean: DataFrame, *, seed: int, rates: Rates, tables: 
                          .when((u_pc >= r.postcode_stale) & (u_pc < r.postcode_stale + r.postcode_typo),
                                E.postcode_slip(F.col("postcode"), u("postcode:pos"), u("postcode:char")))
                          .otherwise(F.col("postcode")))
-    recorded_nino = F.when(u("nino:kind") < r.nino_typo,
-                           E.nino_slip(F.col("nino"), u("nino:pos"), u("nino:digit"))).otherwise(F.col("nino"))
+    recorded_nino = (F.when(F.col("relative_nino").isNotNull() & (u("nino:borrowed") < r.borrowed_nino),
+                            F.col("relative_nino"))  # a partner's record carrying the head of household's
+                     .when(u("nino:kind") < r.nino_typo, E.nino_slip(F.col("nino"), u("nino:pos"), u("nino:digit")))
+                     .otherwise(F.col("nino")))
     staged = df.select("*", first.alias("_first"), surname.alias("_surname"), swapped.alias("_swapped"))
     return staged.select(
         *clean.columns,

@@ -61,6 +61,7 @@ PERSON_SCHEMA = T.StructType([
         T.StructField("postcode", T.StringType(), True),
         T.StructField("moved_in", T.DateType(), True),
     ]), False), False),
+    T.StructField("relative_nino", T.StringType(), True),  # a partner's: the head of household's NI number
 ])
 
 
@@ -72,14 +73,41 @@ def _date(d: dt.date) -> Column:
     return F.lit(d)
 
 
-def with_cohort(df: DataFrame, *, seed: int) -> DataFrame:
-    """Add ``cohort`` to rows with ``person_id`` (cheap: departments filter on it before anything else)."""
-    u = _u(seed, "cohort")
+def _own_cohort(seed: int, key: str) -> Column:
+    u = uniform(seed, "person:cohort", key)
     expr, cumulative = None, 0.0
     for c in COHORTS[:-1]:
         cumulative += c.share
         expr = F.when(u < cumulative, F.lit(c.name)) if expr is None else expr.when(u < cumulative, F.lit(c.name))
-    return df.withColumn("cohort", expr.otherwise(F.lit(COHORTS[-1].name)))
+    return expr.otherwise(F.lit(COHORTS[-1].name))
+
+
+# Households: people are taken four consecutive ids at a time (a block); a block drawn as a family is one household
+# at the head's addresses: the head (first id), a partner, a child, and a twin of that child or a second child.
+HOUSEHOLD_SIZE = 4
+PARTNER, CHILD, SECOND_CHILD = 1, 2, 3
+MIN_PARENT_GAP, MAX_PARENT_GAP, ADULT = 16, 40, 16  # years between parent and child; children here are 16 or older
+
+
+def _household_keys(df: DataFrame) -> DataFrame:
+    pid = F.col("person_id")
+    return df.withColumn("_block", F.floor(pid / HOUSEHOLD_SIZE)).withColumn("_role", F.pmod(pid, F.lit(HOUSEHOLD_SIZE)))
+
+
+def _in_family(seed: int, rates: Rates) -> Column:
+    """Whether this row's person lives with the relatives of its block (rows need ``_block`` and ``_role``)."""
+    return (F.col("_role") > 0) & (uniform(seed, "household:family", "_block") < F.lit(rates.living_as_family))
+
+
+def with_cohort(df: DataFrame, *, seed: int, rates: Rates) -> DataFrame:
+    """Add ``cohort`` to rows with ``person_id`` (cheap: departments filter on it before anything else). A relative
+    shares the head's cohort at ``households.same_circumstances`` (families share a prison visit, a homelessness
+    application, a crime)."""
+    keyed = _household_keys(df).withColumn("_head", F.col("_block") * HOUSEHOLD_SIZE)
+    shared = _in_family(seed, rates) & (uniform(seed, "household:same_cohort", "person_id")
+                                        < F.lit(rates.same_circumstances))
+    return keyed.withColumn("cohort", F.when(shared, _own_cohort(seed, "_head"))
+                            .otherwise(_own_cohort(seed, "person_id"))).drop("_block", "_role", "_head")
 
 
 def _by_cohort(attr: str) -> Column:
@@ -140,15 +168,18 @@ def _addresses(seed: int, rates: Rates) -> Column:
     return F.slice(F.array(*entries), 1, n_moves + F.lit(1))
 
 
-def with_person_attributes(df: DataFrame, *, seed: int, rates: Rates, tables: ReferenceTables) -> DataFrame:
-    """Add the clean attributes of each person to rows with ``person_id`` and ``cohort`` (see PERSON_SCHEMA).
-
-    Names are lower case; ``surname`` is the current one and ``birth_surname`` the one before a change (else null).
-    """
+def _own_attributes(df: DataFrame, *, seed: int, rates: Rates, tables: ReferenceTables,
+                    sex_override: Column | None = None, dob_override: Column | None = None) -> DataFrame:
+    """A person's own draws (see ``with_person_attributes``); a relative's sex and date of birth may be set by the
+    household first, so that names are drawn for the right sex."""
     tri = (_u(seed, "age1") + _u(seed, "age2")) / 2.0
     age_years = _by_cohort("age_low") + _by_cohort("age_span") * F.pow(tri, _by_cohort("age_skew"))
     dob = F.date_sub(_date(AGE_REFERENCE), F.floor(age_years * 365.25).cast("int"))
     sex = F.when(_u(seed, "sex") < _by_cohort("p_male"), F.lit("M")).otherwise(F.lit("F"))
+    if sex_override is not None:
+        sex = F.coalesce(sex_override, sex)
+    if dob_override is not None:
+        dob = F.coalesce(dob_override, dob)
     based = df.select("*", sex.alias("sex"), dob.alias("date_of_birth"))
 
     fn, sn = tables.forenames, tables.surnames
@@ -182,8 +213,74 @@ def with_person_attributes(df: DataFrame, *, seed: int, rates: Rates, tables: Re
     )
 
 
+HEAD_FIELDS = ("sex", "date_of_birth", "first_name", "surname", "nino", "addresses")
+
+
+def _years(n: Column) -> Column:
+    return F.floor(n * F.lit(365.25)).cast("int")
+
+
+def with_person_attributes(df: DataFrame, *, seed: int, rates: Rates, tables: ReferenceTables) -> DataFrame:
+    """Add the clean attributes of each person to rows with ``person_id`` and ``cohort`` (see PERSON_SCHEMA).
+
+    Names are lower case; ``surname`` is the current one and ``birth_surname`` the one before a change (else null).
+    A relative (``households:`` rates) takes from the head of the household, computed in the same row from the
+    head's id: the addresses; the surname (a partner may keep their own); a date of birth near the head's (partner)
+    or a generation later (children, twins sharing one); a son named after his father or a daughter after her
+    mother; ``relative_nino``, the head's NI number, which a partner's record may carry.
+    """
+    keyed = _household_keys(df)
+    head_id = F.col("_block") * HOUSEHOLD_SIZE
+    # The head's own attributes, drawn exactly as for the head's own row.
+    as_head = keyed.withColumnRenamed("person_id", "_self").withColumnRenamed("cohort", "_cohort") \
+        .withColumn("person_id", head_id).withColumn("cohort", _own_cohort(seed, "person_id"))
+    heads = _own_attributes(as_head, seed=seed, rates=rates, tables=tables)
+    heads = heads.select(*[c for c in keyed.columns if c not in ("person_id", "cohort")], "_self", "_cohort",
+                         *[F.col(f).alias(f"_head_{f}") for f in HEAD_FIELDS]) \
+        .withColumnRenamed("_self", "person_id").withColumnRenamed("_cohort", "cohort")
+
+    family = _in_family(seed, rates)
+    role = F.col("_role")
+    head_age = F.datediff(_date(AGE_REFERENCE), F.col("_head_date_of_birth")) / F.lit(365.25)
+    has_children = family & (head_age >= MIN_PARENT_GAP + ADULT)
+    room = F.least(F.lit(float(MAX_PARENT_GAP)), head_age - F.lit(ADULT)) - F.lit(float(MIN_PARENT_GAP))
+
+    def birth_after_head(salt: str) -> Column:
+        return F.date_add("_head_date_of_birth", _years(F.lit(float(MIN_PARENT_GAP))
+                                                        + uniform(seed, salt, "_block") * room))
+
+    twin = uniform(seed, "household:twins", "_block") < F.lit(rates.twins)
+    named_after_parent = uniform(seed, "household:named_after", "_block") < F.lit(rates.named_after_parent)
+    partner = family & (role == PARTNER)
+    child = has_children & ((role == CHILD) | (role == SECOND_CHILD))
+    dob = (F.when(partner, F.date_add("_head_date_of_birth",
+                                      _years(uniform(seed, "household:partner_age", "_block") * 12.0 - 6.0)))
+           .when(child & (role == CHILD), birth_after_head("household:child_gap"))
+           .when(child & twin, birth_after_head("household:child_gap"))
+           .when(child, birth_after_head("household:second_child_gap")))
+    junior = child & (role == CHILD) & named_after_parent
+    sex = (F.when(partner, F.when(F.col("_head_sex") == "M", F.lit("F")).otherwise(F.lit("M")))
+           .when(junior, F.col("_head_sex")))
+    own = _own_attributes(heads, seed=seed, rates=rates, tables=tables, sex_override=sex, dob_override=dob)
+    keeps_own_surname = partner & (uniform(seed, "household:own_surname", "_block") < F.lit(rates.keeps_own_surname))
+    changed = F.col("birth_surname").isNotNull()
+    # A child is born with the head's surname (a married daughter has changed it since); a partner taking the
+    # head's surname keeps any earlier change's record. Who changed surname, and when, stays the person's own draw.
+    surname = (F.when(partner & ~keeps_own_surname, F.col("_head_surname"))
+               .when(child & ~changed, F.col("_head_surname")).otherwise(F.col("surname")))
+    birth_surname = F.when(child & changed, F.col("_head_surname")).otherwise(F.col("birth_surname"))
+    return own.select(
+        *df.columns, "sex", "date_of_birth",
+        F.when(junior, F.col("_head_first_name")).otherwise(F.col("first_name")).alias("first_name"),
+        "middle_names", surname.alias("surname"), birth_surname.alias("birth_surname"), "surname_changed_on",
+        "nino", "pnc_id",
+        F.when(partner | child, F.col("_head_addresses")).otherwise(F.col("addresses")).alias("addresses"),
+        F.when(partner, F.col("_head_nino")).alias("relative_nino"),
+    )
+
+
 def people(spark_range: DataFrame, *, seed: int, rates: Rates, tables: ReferenceTables) -> DataFrame:
     """The whole clean population from ``spark.range(n_people)`` (column ``id``), as PERSON_SCHEMA."""
-    df = with_cohort(spark_range.select(F.col("id").alias("person_id")), seed=seed)
+    df = with_cohort(spark_range.select(F.col("id").alias("person_id")), seed=seed, rates=rates)
     df = with_person_attributes(df, seed=seed, rates=rates, tables=tables)
     return df.select(*(F.col(f.name).cast(f.dataType) for f in PERSON_SCHEMA.fields))

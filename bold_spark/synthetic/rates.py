@@ -24,6 +24,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "missing_value", "duplicate_record",
     ),
     "population": ("middle_name", "second_middle_name", "double_barrelled", "surname_change", "moved"),
+    "households": ("living_as_family", "same_circumstances", "keeps_own_surname", "twins", "named_after_parent",
+                   "borrowed_nino"),
     "sources": (
         "probation_pnc_present", "homelessness_dob_missing", "homelessness_nino_present", "police_age_only",
         "victim_support_initial_only",
@@ -61,6 +63,12 @@ class Rates:
     double_barrelled: float
     surname_change: float
     moved: float
+    living_as_family: float
+    same_circumstances: float
+    keeps_own_surname: float
+    twins: float
+    named_after_parent: float
+    borrowed_nino: float
     probation_pnc_present: float
     homelessness_dob_missing: float
     homelessness_nino_present: float

@@ -29,7 +29,8 @@ TEST_RATES = load_rates().replace(
     name_typo=0.08, name_phonetic=0.06, nickname=0.15, name_swap=0.04, middle_name_missing=0.35,
     double_barrel_variant=0.4, dob_day_month_swap=0.07, dob_jan1_placeholder=0.05, dob_typo=0.04,
     postcode_typo=0.06, postcode_stale=0.2, nino_typo=0.09, missing_value=0.05, duplicate_record=0.1,
-    double_barrelled=0.15, surname_change=0.3, moved=0.6,
+    double_barrelled=0.15, surname_change=0.3, moved=0.6, living_as_family=0.5, keeps_own_surname=0.3, twins=0.3,
+    named_after_parent=0.3, borrowed_nino=0.3,
 )
 
 EXPECTED_SCHEMAS = {
@@ -322,7 +323,10 @@ def test_identifier_and_source_conventions_occur_at_their_configured_rates(sampl
     r, d = sample.rates, sample.departments
     homeless = _with_clean(sample, "homelessness", rn=F.col("ni_number"), rd=F.col("applicant_dob"))
     _rates(homeless, {
-        "nino_typo": (F.col("rn") != F.col("nino"), F.col("rn").isNotNull(), r.nino_typo),
+        # Not counting a partner's record that carries the head of household's NI number (borrowed_nino).
+        "nino_typo": ((F.col("rn") != F.col("nino")) & (F.col("rn") != F.coalesce("relative_nino", F.lit(""))),
+                      F.col("rn").isNotNull() & (F.col("rn") != F.coalesce("relative_nino", F.lit(""))),
+                      r.nino_typo),
         "homelessness_nino_present": (F.col("rn").isNotNull(), F.lit(True), r.homelessness_nino_present),
         "homelessness_dob_missing": (F.col("rd").isNull(), F.lit(True),
                                      1 - (1 - r.homelessness_dob_missing) * (1 - r.missing_value)),
@@ -366,6 +370,35 @@ def test_population_traits_and_surname_changes(sample):
                 F.count("*").alias("n")).first()
     assert row["n_before"] > 20 and row["ok_before"] == row["n_before"]
     assert row["ok_after"] == row["n"] - row["n_before"]
+
+
+def test_households_hold_relatives_at_their_configured_rates(sample):
+    r = sample.rates
+    p = sample.people.withColumns({"block": F.floor(F.col("person_id") / 4), "role": F.pmod("person_id", F.lit(4))})
+    head = p.where(F.col("role") == 0).select("block", *[F.col(c).alias(f"h_{c}") for c in (
+        "sex", "date_of_birth", "first_name", "surname", "addresses")])
+    first_child = p.where(F.col("role") == 2).select("block", F.col("date_of_birth").alias("c_dob"))
+    m = p.where(F.col("role") > 0).join(head, "block", how="inner").join(first_child, "block", how="left")
+    family = F.col("addresses") == F.col("h_addresses")  # one household: the head's address history
+    partner = family & (F.col("role") == 1)
+    child = family & (F.col("role") >= 2)
+    _rates(m, {
+        "living_as_family": (family, F.col("role") == 1, r.living_as_family),
+        "keeps_own_surname": (F.col("surname") != F.col("h_surname"), partner, r.keeps_own_surname),
+        "twins": (F.col("date_of_birth") == F.col("c_dob"), child & (F.col("role") == 3), r.twins),
+        # the first child named after the parent of the same sex (or, rarely, after nobody but with the same name)
+        "named_after_parent": (F.col("first_name") == F.col("h_first_name"), child & (F.col("role") == 2),
+                               r.named_after_parent, 0.02),
+    })
+    wrong = m.agg(F.sum((partner & (F.col("sex") == F.col("h_sex"))).cast("int")).alias("partner_same_sex"),
+                  F.sum((child & (F.datediff("date_of_birth", "h_date_of_birth") < 16 * 365)).cast("int"))
+                  .alias("child_too_old"),
+                  F.sum((child & F.col("birth_surname").isNull() & (F.col("surname") != F.col("h_surname")))
+                        .cast("int")).alias("child_other_surname")).first()
+    assert wrong.asDict() == {"partner_same_sex": 0, "child_too_old": 0, "child_other_surname": 0}
+    # A partner's record carries the head's NI number at borrowed_nino (before any typo or source convention).
+    _rates(sample.recorded, {"borrowed_nino": (F.col("r_nino") == F.col("relative_nino"),
+                                               F.col("relative_nino").isNotNull(), r.borrowed_nino)})
 
 
 def test_weighted_draws_follow_the_frequency_tables(spark, sample):

@@ -193,3 +193,28 @@ def test_evaluation_rows_follow_the_table_contract(spark):
     labelled = evaluation_rows(crosswalk, labels=spark.createDataFrame(LABELS, LABELS_SCHEMA), run_id="r1",
                                truth_description="delta path /l", evaluated_at=at).collect()
     assert {r["truth_kind"] for r in labelled} == {"labelled_pairs"} and len(labelled) == 4
+
+
+def test_threshold_sweep_scores_each_threshold_with_and_without_constraints(spark):
+    import datetime as dt
+
+    from bold_spark.clustering.constrained import constraint_columns
+    from bold_spark.clustering.rules import ConstraintSettings
+    from bold_spark.quality.evaluate import threshold_sweep
+
+    # a and b are one person; c (his father, 30 years older) matches b at 0.85 only.
+    persons = spark.createDataFrame(
+        [("s", "a", dt.date(1990, 1, 1), None), ("s", "b", dt.date(1990, 1, 1), None),
+         ("s", "c", dt.date(1962, 3, 5), None)],
+        "source_system string, source_record_id string, date_of_birth date, event_date date")
+    edges = spark.createDataFrame([("s", "a", "s", "b", 9.0, 0.99), ("s", "b", "s", "c", 2.5, 0.85)],
+                                  "source_system_l string, source_record_id_l string, source_system_r string, "
+                                  "source_record_id_r string, match_weight double, match_probability double")
+    truth = spark.createDataFrame([("s", "a", "p1"), ("s", "b", "p1"), ("s", "c", "p2")],
+                                  "source_system string, source_record_id string, person_id string")
+    constraints = ConstraintSettings(date_of_birth_years_apart=5)
+    rows = threshold_sweep(constraint_columns(persons, constraints), edges, truth=truth, thresholds=(0.8, 0.9),
+                           constraints=constraints)
+    scores = {(r["threshold"], r["clustering"]): (r["precision"], r["recall"]) for r in rows}
+    assert scores == {(0.8, "connected_components"): (pytest.approx(1 / 3), 1.0), (0.8, "constrained"): (1.0, 1.0),
+                      (0.9, "connected_components"): (1.0, 1.0), (0.9, "constrained"): (1.0, 1.0)}

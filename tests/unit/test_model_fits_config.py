@@ -105,7 +105,7 @@ def test_a_model_file_that_is_not_a_model_names_the_file_and_says_to_retrain(tmp
     (lambda l: l["comparisons"][2].update(year_column="yob"), r"comparisons\[2\].year_column", "yob"),
     (lambda l: l["blocking_rules"].append(["surname", "postcode_area"]), r"blocking_rules\[13\]", "postcode_area"),
     (lambda l: l["blocking_rules"].append("l.surname = r.surname and l.dob = r.dob"), r"blocking_rules\[13\]", "dob"),
-    (lambda l: l["training"]["em_blocking_rules"].append(["birth_date"]), r"training.em_blocking_rules\[3\]",
+    (lambda l: l["training"]["em_blocking_rules"].append(["birth_date"]), r"training.em_blocking_rules\[2\]",
      "birth_date"),
     (lambda l: l["training"]["deterministic_rules"].append(["ni_number"]), r"training.deterministic_rules\[2\]",
      "ni_number"),

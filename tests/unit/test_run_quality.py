@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bold_spark.clustering.rules import ConstraintSettings, OnePerPerson
 from bold_spark.config import OutputTables, PublishGateSettings, QualitySettings
 from bold_spark.errors import DataQualityError
 from bold_spark.quality.gate import (
@@ -253,6 +254,26 @@ def test_gate_compares_distributions_and_holds_on_an_alarm(quality):
     assert first.message().startswith("held by publish_gate (no run published before): 2 cluster(s) larger")
     assert decide(quality, None, PublishGateSettings(enabled=False)).publish
     assert total_variation({1: 0.5, 2: 0.5}, {2: 1.0}) == 0.5
+
+
+def test_gate_holds_a_first_run_whose_clusters_look_like_merged_relatives(quality):
+    limits = dataclasses.replace(LIMITS, max_cluster_changed_share=1.0)
+    assert decide(quality, None, limits).publish  # nothing declared, no limit on dates of birth: nothing to say
+    # p2 and p3 of the prison share a cluster; a prison that holds each person once says they are two people.
+    once = ConstraintSettings(one_record_per_person=(OnePerPerson("prison"),))
+    decision = decide(quality, None, limits, constraints=once)
+    assert decision.reasons == ["0.500 of prison's records share a cluster with another of its records, which holds "
+                                "each person once (> publish_gate.max_same_source_share = 0.01)"]
+    monthly = ConstraintSettings(one_record_per_person=(OnePerPerson("prison", per="month"),))
+    assert decide(quality, None, limits, constraints=monthly).publish  # twice in a source, in two months: allowed
+    disagreeing = _copy(quality, "run2")
+    for r in disagreeing.rows:
+        if r["metric"] == "cluster_agreement" and r["dimension"] == "date_of_birth":
+            r["value"], r["records"] = 0.7, 10
+    decision = decide(disagreeing, None, dataclasses.replace(limits, max_date_of_birth_disagreement=0.15))
+    assert decision.reasons == ["0.300 of the 10 clusters with two or more dates of birth disagree on it "
+                                "(> publish_gate.max_date_of_birth_disagreement = 0.15)"]
+    assert decision.measures["max_date_of_birth_disagreement"] == pytest.approx(0.3)
 
 
 @pytest.mark.tables
