@@ -49,6 +49,8 @@ def pair_rules(constraints: ConstraintSettings, model: Mapping[str, Any]) -> tup
 
     rules = []
     for name, agree in agreement_conditions(model, constraints.must_agree).items():
+        if constraints.must_agree_typos:  # the comparison's column: a slip the model's levels miss still agrees
+            agree = f"({agree}) OR levenshtein(`{name}_l`, `{name}_r`) <= {constraints.must_agree_typos}"
         columns = tuple(sorted(set(_SIDE_COLUMN.findall(agree.replace("`", "")))))
         rules.append(PairRule(disagreement_kind(name), agree, columns))
     return tuple(rules)
@@ -64,8 +66,8 @@ _MERGED = T.StructType([
 
 def constraint_columns(persons: DataFrame, constraints: ConstraintSettings,
                        rules: Sequence[PairRule] = ()) -> DataFrame:
-    """Accepted standardised records (source_system, source_record_id, date_of_birth, event_date, identifiers) ->
-    (source_system, source_record_id, once_key, date_of_birth, <distinct identifiers>).
+    """Accepted standardised records (source_system, source_record_id, date_of_birth, birth_year, event_date,
+    identifiers) -> (source_system, source_record_id, once_key, date_of_birth, birth_year, <distinct identifiers>).
 
     ``once_key`` is the source name (and the period of ``event_date`` for a per-period source) for sources that
     hold each person once, null otherwise; two records with one once_key are two people. The columns the pair
@@ -76,9 +78,10 @@ def constraint_columns(persons: DataFrame, constraints: ConstraintSettings,
         key = (F.col("source_system") if entry.per is None else
                F.concat(F.col("source_system"), F.lit("|"), F.date_format("event_date", _PERIOD_FORMATS[entry.per])))
         once_key = F.when(F.col("source_system") == entry.source, key).otherwise(once_key)
-    compared = sorted({c for rule in rules for c in rule.columns} - {"date_of_birth", "source_system",
+    compared = sorted({c for rule in rules for c in rule.columns} - {"date_of_birth", "birth_year", "source_system",
                                                                     "source_record_id", "once_key"})
     return persons.select(*KEYS, once_key.alias("once_key"), F.col("date_of_birth").cast("date"),
+                          F.col("birth_year").cast("int"),
                           *[F.col(c).cast("string") for c in constraints.distinct_identifiers
                             if c not in compared], *compared)
 
@@ -89,8 +92,10 @@ def _suspect(constraints: ConstraintSettings) -> Any:
     checks = [F.count("once_key") > F.countDistinct("once_key")]
     checks += [F.countDistinct(c) > 1 for c in constraints.distinct_identifiers]
     if constraints.date_of_birth_years_apart is not None:
-        checks.append(F.datediff(F.max("date_of_birth"), F.min("date_of_birth"))
-                      > F.lit(constraints.date_of_birth_years_apart * 365.25))
+        years = constraints.date_of_birth_years_apart
+        year = F.coalesce(F.year("date_of_birth"), F.col("birth_year"))
+        checks.append(F.datediff(F.max("date_of_birth"), F.min("date_of_birth")) > F.lit(years * 365.25))
+        checks.append(F.max(year) - F.min(year) > F.lit(years + 1))
     return reduce(lambda a, b: a | b, checks)
 
 

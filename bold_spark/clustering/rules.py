@@ -7,10 +7,12 @@ Declared in the environment file's ``constraints:`` section (see conf/local.yaml
 - ``distinct_identifiers``: identifiers that cannot differ within a person (NHS number, PNC id); NINO only where a
   programme trusts it, since relatives borrow one.
 - ``date_of_birth_years_apart``: two dates of birth further apart than this are two people, unless one is the
-  other with day and month swapped, one digit changed or two neighbouring digits swapped (typing slips).
+  other with day and month swapped, one digit changed or two neighbouring digits swapped (typing slips). A record
+  with only a year of birth (or an age) is compared by year, with a year more allowed.
 - ``must_agree``: model comparisons (``first_name``) on which two records of one person agree in some way the
   model knows (exact, nickname, spelling, initial, swapped, middle name): a pair that falls to the comparison's last
-  level ("all other comparisons") is two people. Relatives share a surname and an address, not a forename.
+  level ("all other comparisons") is two people, unless the values are within ``must_agree_typos`` edits (a
+  slip in a short name: Sam / Asm). Relatives share a surname and an address, not a forename.
 
 This module is pure Python (no JVM): configuration checking uses it, and ``constrained_merge`` is what each
 violating component runs on an executor (bold_spark/clustering/constrained.py).
@@ -42,6 +44,7 @@ class ConstraintSettings:
     distinct_identifiers: tuple[str, ...] = ()
     date_of_birth_years_apart: float | None = None
     must_agree: tuple[str, ...] = ()  # model comparison names
+    must_agree_typos: int = 2  # edits (Levenshtein) that still count as agreeing, besides the model's levels
 
     @property
     def any(self) -> bool:
@@ -99,10 +102,13 @@ def parse_constraints(node: Any, *, sources: Mapping[str, Any], comparisons: Seq
         if name not in comparisons:
             node.fail(f"expected one of the linkage model's comparisons ({', '.join(comparisons)}), found {name!r}",
                       f"must_agree[{i}]")
+    typos = node.number("must_agree_typos", default=2, low=0, high=10)
+    if typos != int(typos):
+        node.fail(f"expected a whole number of edits, found {typos}", "must_agree_typos")
     node.finish()
     return ConstraintSettings(one_record_per_person=tuple(entries), distinct_identifiers=tuple(identifiers),
                               date_of_birth_years_apart=None if years is None else float(years),
-                              must_agree=tuple(must_agree))
+                              must_agree=tuple(must_agree), must_agree_typos=int(typos))
 
 
 # --- dates of birth ---------------------------------------------------------------------------------------------------
@@ -129,6 +135,21 @@ def dates_of_birth_conflict(a: dt.date | None, b: dt.date | None, years_apart: f
     return abs((a - b).days) > years_apart * 365.25 and not is_typing_slip(a, b)
 
 
+def _year_slip(a: int, b: int) -> bool:
+    x, y = f"{a:04d}", f"{b:04d}"
+    differ = [i for i in range(4) if x[i] != y[i]]
+    return len(differ) == 1 or (len(differ) == 2 and differ[1] == differ[0] + 1 and x[differ[0]] == y[differ[1]]
+                                and x[differ[1]] == y[differ[0]])
+
+
+def birth_years_conflict(a: int | None, b: int | None, years_apart: float | None) -> bool:
+    """For records with only a year of birth (or an age): a year further than allowed (plus one, since an age
+    gives the year to within one), and not one digit changed or two swapped."""
+    if a is None or b is None or years_apart is None:
+        return False
+    return abs(a - b) > years_apart + 1 and not _year_slip(a, b)
+
+
 # --- the merge --------------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -138,13 +159,17 @@ class _Group:
     once: set[str] = field(default_factory=set)
     identifiers: dict[str, str] = field(default_factory=dict)
     dates: set[dt.date] = field(default_factory=set)
+    years: set[int] = field(default_factory=set)  # of records with a year of birth but no date
 
     def conflicts(self, other: _Group, years_apart: float | None) -> list[str]:
         """The kinds of constraint that joining ``other`` would break (empty: the join is allowed)."""
         kinds = [ONE_PER_PERSON] if self.once & other.once else []
         kinds += [name for name, value in self.identifiers.items() if other.identifiers.get(name, value) != value]
-        if years_apart is not None and any(dates_of_birth_conflict(a, b, years_apart)
-                                           for a in self.dates for b in other.dates):
+        if years_apart is not None and (
+                any(dates_of_birth_conflict(a, b, years_apart) for a in self.dates for b in other.dates)
+                or any(birth_years_conflict(a, b, years_apart) for a in self.years | {d.year for d in self.dates}
+                       for b in other.years)
+                or any(birth_years_conflict(a, b.year, years_apart) for a in self.years for b in other.dates)):
             kinds.append(DATE_OF_BIRTH)
         return kinds
 
@@ -152,6 +177,7 @@ class _Group:
         self.once |= other.once
         self.identifiers.update(other.identifiers)
         self.dates |= other.dates
+        self.years |= other.years
 
 
 @dataclass(frozen=True)
@@ -168,7 +194,7 @@ def constrained_merge(records: Iterable[Mapping[str, Any]], edges: Iterable[tupl
     records that must stay apart in one cluster (greedy, as Kruskal's algorithm with cannot-link constraints).
 
     records: mappings with ``node``, ``once_key`` (null unless its source holds each person once), the identifier
-    columns and ``date_of_birth``; edges: (node, node, match_weight); cannot_link: pairs that are two people, with
+    columns, ``date_of_birth`` and ``birth_year``; edges: (node, node, match_weight); cannot_link: pairs that are two people, with
     the kind that says so (a review decision, a must_agree comparison; ``cannot_link`` when not given).
     Ties in weight are broken by the node keys, so a run is repeatable.
     """
@@ -178,9 +204,11 @@ def constrained_merge(records: Iterable[Mapping[str, Any]], edges: Iterable[tupl
     for r in records:
         node = r["node"]
         parent[node] = node
+        year_only = r.get("birth_year") is not None and not r.get("date_of_birth")
         g = _Group(once={r["once_key"]} if r.get("once_key") else set(),
                    identifiers={k: r[k] for k in identifiers if r.get(k)},
-                   dates={r["date_of_birth"]} if r.get("date_of_birth") else set())
+                   dates={r["date_of_birth"]} if r.get("date_of_birth") else set(),
+                   years={r["birth_year"]} if year_only else set())
         groups[node] = g
     apart: dict[str, dict[str, str]] = {}
     for a, b, *kind in cannot_link:

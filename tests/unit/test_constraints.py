@@ -60,6 +60,17 @@ def test_a_record_without_date_of_birth_joins_the_son_it_matches_best_and_never_
     assert result.violated == ["date_of_birth"]
 
 
+def test_a_record_with_only_a_year_of_birth_is_compared_by_year():
+    # a police record of the son aged 35 (1988 or 1989) and one of the father with his full date of birth
+    records = [_rec("f", dob=D(1960, 5, 1)), {**_rec("s"), "birth_year": 1988}, {**_rec("x"), "birth_year": 1961}]
+    result = constrained_merge(records, [("f", "s", 8.0), ("f", "x", 7.0)], identifiers=[], years_apart=5)
+    assert result.labels == {"f": "f", "s": "s", "x": "f"} and result.refused == {"date_of_birth": 1}
+    # one digit of the year changed (1960 / 1980) is a slip, not another person
+    slip = constrained_merge([_rec("f", dob=D(1960, 5, 1)), {**_rec("y"), "birth_year": 1980}], [("f", "y", 8.0)],
+                             identifiers=[], years_apart=5)
+    assert slip.refused == {}
+
+
 def test_a_component_that_breaks_nothing_stays_whole():
     records = [_rec("a", dob=D(1980, 3, 4)), _rec("b", dob=D(1980, 4, 3)), _rec("c", nhs="1")]
     result = constrained_merge(records, [("a", "b", 3.0), ("b", "c", 2.0)], identifiers=["nhs_number"],
@@ -117,7 +128,8 @@ HOUSEHOLD = ConstraintSettings(one_record_per_person=(OnePerPerson("census"),), 
 
 def _frames(spark, people=PEOPLE, edges=EDGES):
     persons = spark.createDataFrame(people, "source_system string, source_record_id string, date_of_birth date, "
-                                            "event_date date, nhs_number string, nino string")
+                                            "event_date date, nhs_number string, nino string") \
+        .withColumn("birth_year", F.year("date_of_birth"))
     rows = []
     for left, right, weight in edges:
         (sl, il), (sr, ir) = left.split(":"), right.split(":")

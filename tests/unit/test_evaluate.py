@@ -201,12 +201,14 @@ def test_threshold_sweep_scores_each_threshold_with_and_without_constraints(spar
     from bold_spark.clustering.constrained import constraint_columns
     from bold_spark.clustering.rules import ConstraintSettings
     from bold_spark.quality.evaluate import threshold_sweep
+    from pyspark.sql import functions as F
 
     # a and b are one person; c (his father, 30 years older) matches b at 0.85 only.
     persons = spark.createDataFrame(
         [("s", "a", dt.date(1990, 1, 1), None), ("s", "b", dt.date(1990, 1, 1), None),
          ("s", "c", dt.date(1962, 3, 5), None)],
-        "source_system string, source_record_id string, date_of_birth date, event_date date")
+        "source_system string, source_record_id string, date_of_birth date, event_date date"
+    ).withColumn("birth_year", F.year("date_of_birth"))
     edges = spark.createDataFrame([("s", "a", "s", "b", 9.0, 0.99), ("s", "b", "s", "c", 2.5, 0.85)],
                                   "source_system_l string, source_record_id_l string, source_system_r string, "
                                   "source_record_id_r string, match_weight double, match_probability double")
