@@ -3,7 +3,7 @@
 Connected components join everything reachable: one wrong edge between a father and his son merges every record of
 both. Components that break no constraint keep their connected-components result. The others are found by one
 aggregate (two records of a one-per-person source, two different values of a distinct identifier, dates of birth
-further apart than allowed), and each is re-clustered on an executor by ``constrained_merge``: records join along
+further apart than allowed) and by the pairs a must_agree rule keeps apart, and each is re-clustered on an executor by ``constrained_merge``: records join along
 edges in descending match weight and a join that would put two must-stay-apart records together is refused.
 
 Why not Splink 5's ``cluster_using_single_best_links``: it knows only duplicate-free sources, and it reworks every
@@ -14,12 +14,11 @@ identifiers, dates of birth and review decisions, and is one grouped stage whate
 from __future__ import annotations
 
 import logging
-from functools import reduce
-from typing import Any
-
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
+from typing import Any
 
 from pyspark.sql import DataFrame, functions as F, types as T
 
@@ -54,6 +53,8 @@ def pair_rules(constraints: ConstraintSettings, model: Mapping[str, Any]) -> tup
         columns = tuple(sorted(set(_SIDE_COLUMN.findall(agree.replace("`", "")))))
         rules.append(PairRule(disagreement_kind(name), agree, columns))
     return tuple(rules)
+
+
 _PERIOD_FORMATS = {"day": "yyyy-MM-dd", "month": "yyyy-MM", "year": "yyyy"}
 _MERGED = T.StructType([
     T.StructField("component", T.StringType(), False),
@@ -100,7 +101,8 @@ def _suspect(constraints: ConstraintSettings) -> Any:
 
 
 def _merge_component(constraints: ConstraintSettings):
-    """The function each violating component runs on an executor: (component, (records, edges)) -> rows."""
+    """The function each suspect component runs on an executor: (component, (records, edges, pairs kept apart))
+    -> (component, node, label, violated kinds, refused edges per kind) rows."""
     identifiers = list(constraints.distinct_identifiers)
     years = constraints.date_of_birth_years_apart
 
@@ -153,8 +155,9 @@ def split_components(components: DataFrame, linking: DataFrame, attributes: Data
     suspect_edges = (linking.join(components.select(F.col("node").alias("src"), "component"), "src", how="inner")
                      .join(suspects, "component", how="left_semi")
                      .select("component", "src", "dst", F.col("match_weight").cast("double")))
-    # One shuffle brings each component's records and edges together (RDD cogroup: Spark's grouped Arrow and
-    # pandas functions need pandas, which the project does not install); only suspect components take part.
+    # One shuffle brings each component's records, edges and pairs kept apart together (RDD groupWith: Spark's
+    # grouped Arrow and pandas functions need pandas, which the project does not install); only suspect
+    # components take part.
     keyed_records = suspect_members.rdd.map(lambda r: (r["component"], r))
     keyed_edges = suspect_edges.rdd.map(lambda e: (e["component"], e))
     keyed_apart = (apart.rdd if apart is not None else components.sparkSession.sparkContext.emptyRDD()) \
