@@ -117,16 +117,16 @@ def _digits(day: dt.date) -> str:
     return day.strftime("%Y%m%d")
 
 
+def _one_slip(x: str, y: str) -> bool:
+    """Two digit strings of one length that differ by one digit changed or two neighbouring digits swapped."""
+    differ = [i for i in range(len(x)) if x[i] != y[i]]
+    return len(differ) == 1 or (len(differ) == 2 and differ[1] == differ[0] + 1 and x[differ[0]] == y[differ[1]]
+                                and x[differ[1]] == y[differ[0]])
+
+
 def is_typing_slip(a: dt.date, b: dt.date) -> bool:
     """Day and month swapped, one digit changed, or two neighbouring digits swapped (of yyyymmdd)."""
-    if (a.year, a.month, a.day) == (b.year, b.day, b.month):
-        return True
-    x, y = _digits(a), _digits(b)
-    differ = [i for i in range(8) if x[i] != y[i]]
-    if len(differ) == 1:
-        return True
-    return len(differ) == 2 and differ[1] == differ[0] + 1 and x[differ[0]] == y[differ[1]] \
-        and x[differ[1]] == y[differ[0]]
+    return (a.year, a.month, a.day) == (b.year, b.day, b.month) or _one_slip(_digits(a), _digits(b))
 
 
 def dates_of_birth_conflict(a: dt.date | None, b: dt.date | None, years_apart: float | None) -> bool:
@@ -135,19 +135,12 @@ def dates_of_birth_conflict(a: dt.date | None, b: dt.date | None, years_apart: f
     return abs((a - b).days) > years_apart * 365.25 and not is_typing_slip(a, b)
 
 
-def _year_slip(a: int, b: int) -> bool:
-    x, y = f"{a:04d}", f"{b:04d}"
-    differ = [i for i in range(4) if x[i] != y[i]]
-    return len(differ) == 1 or (len(differ) == 2 and differ[1] == differ[0] + 1 and x[differ[0]] == y[differ[1]]
-                                and x[differ[1]] == y[differ[0]])
-
-
 def birth_years_conflict(a: int | None, b: int | None, years_apart: float | None) -> bool:
     """For records with only a year of birth (or an age): a year further than allowed (plus one, since an age
     gives the year to within one), and not one digit changed or two swapped."""
     if a is None or b is None or years_apart is None:
         return False
-    return abs(a - b) > years_apart + 1 and not _year_slip(a, b)
+    return abs(a - b) > years_apart + 1 and not _one_slip(f"{a:04d}", f"{b:04d}")
 
 
 # --- the merge --------------------------------------------------------------------------------------------------------
