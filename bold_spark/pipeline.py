@@ -48,7 +48,7 @@ from bold_spark.crosswalk.pseudonymise import hmac_key, pseudonymise_record_ids
 from bold_spark.quality import gate
 from bold_spark.quality.groups import record_groups
 from bold_spark.quality.report import render_report, sample_edges, write_report
-from bold_spark.quality.run_quality import load_model, run_quality, write_run_quality
+from bold_spark.quality.run_quality import run_quality, write_run_quality
 from bold_spark.views.catalog import create_views
 from bold_spark.standardise.person import (
     COUNT_COLUMNS,
@@ -428,7 +428,7 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                 ).persist(StorageLevel.MEMORY_AND_DISK)
                 record.edges_recorded = edges.count()
             accepted_frame = prepared.standardised.where(F.col("reject_reason").isNull())
-            model_json = load_model(config.linkage.model_path)
+            model_json = splink_model.load_model_json(config.linkage.model_path)  # the loader that says to retrain
             with record.stage("clustering"):
                 rules = pair_rules(config.constraints, model_json) if config.constraints.must_agree else ()
                 # Ids carried forward from the published crosswalk (pinned version); see crosswalk/stable_ids.py.

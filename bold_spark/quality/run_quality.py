@@ -249,8 +249,9 @@ def _clusters(quality: RunQuality, crosswalk: DataFrame, settings: QualitySettin
     implausible = sum(int(r["n"]) for r in by_size if int(r["size"]) > settings.implausible_cluster_size)
     quality.add("implausible_clusters", implausible, bucket_low=float(settings.implausible_cluster_size))
     # Sizes and source counts only: neither the cluster id nor any member identifies a person here.
-    largest = clusters.orderBy(F.desc("size"), F.asc("cluster_id")).limit(settings.largest_clusters).collect()
-    for rank, r in enumerate(largest, start=1):  # bounded: settings.largest_clusters rows
+    largest = (clusters.orderBy(F.desc("size"), F.asc("cluster_id"))
+               .limit(settings.largest_clusters).collect())  # bounded: settings.largest_clusters rows
+    for rank, r in enumerate(largest, start=1):
         quality.add("largest_cluster", int(r["size"]), dimension="rank", dimension_value=str(rank),
                     bucket_low=float(r["sources"]))
     if implausible:
