@@ -213,6 +213,9 @@ class LinkageSettings:
     break_lineage_method: str = "parquet"
     # One rule may explode (a shared placeholder name) while the total stays under max_comparisons; None: no cap.
     max_comparisons_per_rule: float | None = None
+    # How pairs are scored: "engine" (bold_spark/linkage/engine.py, one Spark plan) or "splink" (Splink's predict,
+    # the reference). Both give the same pairs and weights, so it is not part of the config digest.
+    scoring: str = "engine"
     file: Path | None = None  # the YAML file these settings were read from, for messages
 
 
@@ -300,9 +303,13 @@ class JobConfig:
         raise ConfigError(f"{self.file}: no source named {name!r} (known: {', '.join(s.name for s in self.sources)})")
 
 
+# Fields left out of the digest: where settings came from, and how pairs are scored (the same pairs either way).
+NOT_DECISIVE = ("file", "scoring")
+
+
 def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__ if k not in ("file",)}
+        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__ if k not in NOT_DECISIVE}
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -586,6 +593,7 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
                                   else node.number("max_comparisons_per_rule", default=0, low=1)),
         break_lineage_method=node.str("break_lineage_method", required=False, default="parquet",
                                       choices=("parquet", "checkpoint", "persist")),
+        scoring=node.str("scoring", required=False, default="engine", choices=("engine", "splink")),
         file=node.file,
     )
     _check_linkage_columns(node, training_node)

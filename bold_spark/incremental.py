@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
-from bold_spark.broadcast import as_parquet, small_side
+from bold_spark.broadcast import small_side
 from bold_spark.config import JobConfig, OutputTables
 from bold_spark.clustering.constrained import (
     clustering_input,
@@ -46,7 +46,6 @@ from bold_spark.io import history
 from bold_spark.io.changes import Changes, changed_record_ids
 from bold_spark.io.delta import ensure_database, overwrite_table, write_concurrently
 from bold_spark.linkage import model as splink_model
-from bold_spark.linkage.incremental_scoring import predict_edges_touching
 from bold_spark.io.state import read_state, state_path, update_state
 from bold_spark.pipeline import (
     RunRecord,
@@ -271,24 +270,21 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
     with record.stage("scoring"):  # the linkage input is part of it, as in a full run's stages
         # Materialised once: every blocking rule joins both sides, and TF tables read the whole population.
         persons = persons.checkpoint()
-        workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
-                                                scratch_dir=str(config.scratch_dir), run_id=record.run_id)
+        scoring = splink_model.Scoring(spark, persons, settings=settings, linkage=config.linkage,
+                                       scratch_dir=str(config.scratch_dir), run_id=record.run_id)
     try:
         with record.stage("scoring"):
-            changed_persons = as_parquet(persons.join(dirty, KEYS, how="left_semi"),
-                                         f"{workspace.scratch_path}/bold_changed")
-            unchanged_persons = persons.join(dirty, KEYS, how="left_anti")
-            changed_rows = changed_persons.count()
+            changed_keys = persons.join(dirty, KEYS, how="left_semi").select(*KEYS).checkpoint()
+            changed_rows = changed_keys.count()
             log.info("incremental link: %d accepted records to score against the rest", changed_rows)
             # Deleted or now rejected.
-            dirty_gone = dirty_keys.join(changed_persons.select(*KEYS), KEYS, how="left_anti").checkpoint()
+            dirty_gone = dirty_keys.join(changed_keys, KEYS, how="left_anti").checkpoint()
             dirty_gone = small_side(dirty_gone, dirty_gone.count())
             new_edges = conform(
-                predict_edges_touching(workspace, changed_persons, unchanged_persons, changed_rows=changed_rows,
-                                       blocking_rules=list(config.linkage.blocking_rules),
-                                       threshold=config.linkage.edge_threshold, run_id=record.run_id)
+                scoring.edges(threshold=config.linkage.edge_threshold, changed=changed_keys, changed_rows=changed_rows)
                 .withColumn("run_id", F.lit(record.run_id)), MATCH_EDGES).persist(StorageLevel.MEMORY_AND_DISK)
             record.edges_recorded = new_edges.count()
+            record.comparisons_scored = scoring.pairs_scored()
         with record.stage("clustering"):
             edges_now = current_edges(old_edges, new_edges, dirty)
             prev_affected, nodes = affected_clusters(previous, dirty_keys, new_edges, dirty_gone,
@@ -354,4 +350,4 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
             record.clusters = sum(row["rows"] // row["cluster_size"] for row in by_size)
         new_edges.unpersist()
     finally:
-        workspace.close()
+        scoring.close()

@@ -413,20 +413,20 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
             prepared = prepare_input(spark, config, as_of=as_of)
             record.inputs = _inputs_for_record(prepared)
         persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns)
-        workspace = splink_model.open_workspace(spark, persons, settings=settings, linkage=config.linkage,
-                                                scratch_dir=str(config.scratch_dir), run_id=record.run_id)
+        scoring = splink_model.Scoring(spark, persons, settings=settings, linkage=config.linkage,
+                                       scratch_dir=str(config.scratch_dir), run_id=record.run_id)
         try:
             with record.stage("blocking"):
                 # Block sizes first (one aggregate, no join), so a rule that would explode stops the run here.
-                record.blocking_estimates = splink_model.estimate_blocking(workspace, config.linkage)
-                splink_model.check_comparison_budget(workspace, config.linkage, estimates=record.blocking_estimates)
-                record.comparisons_scored = splink_model.block_pairs(workspace)
+                record.blocking_estimates = splink_model.estimate_blocking(persons, config.linkage)
+                splink_model.check_comparison_budget(persons, config.linkage, estimates=record.blocking_estimates)
             with record.stage("scoring"):
                 edges = conform(
-                    splink_model.predict_edges(workspace, threshold=config.linkage.edge_threshold)
-                    .withColumn("run_id", F.lit(record.run_id)), MATCH_EDGES,
+                    scoring.edges(threshold=config.linkage.edge_threshold).withColumn("run_id", F.lit(record.run_id)),
+                    MATCH_EDGES,
                 ).persist(StorageLevel.MEMORY_AND_DISK)
                 record.edges_recorded = edges.count()
+                record.comparisons_scored = scoring.pairs_scored()
             accepted_frame = prepared.standardised.where(F.col("reject_reason").isNull())
             model_json = splink_model.load_model_json(config.linkage.model_path)  # the loader that says to retrain
             with record.stage("clustering"):
@@ -496,6 +496,6 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
             crosswalk.unpersist()
             events.unpersist()
         finally:
-            workspace.close()
+            scoring.close()
             prepared.release()
     return record

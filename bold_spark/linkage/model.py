@@ -1,6 +1,6 @@
 """Splink on Spark: train a model once, then score with the saved model on every run.
 
-The only module (with settings.py) that talks to Splink. Splink's intermediate tables are written under a scratch
+The only module (with settings.py, engine.py and incremental_scoring.py) that talks to Splink. Splink's intermediate tables are written under a scratch
 folder per run (the session's checkpoint dir) and removed by ``SplinkWorkspace.close`` once outputs are written.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F
 
-from bold_spark.broadcast import small_side
+from bold_spark.broadcast import as_parquet, small_side
 from bold_spark.config import LinkageSettings
 from bold_spark.errors import ConfigError, DataQualityError
 from bold_spark.linkage.columns import add_linkage_columns  # noqa: F401  (part of this module's API)
@@ -214,8 +214,9 @@ def settings_from_model(model_path: Path, linkage: LinkageSettings) -> Any:
     log.info("model %s: %s", model_path, training_provenance(model_path))
     creator = SettingsCreator.from_path_or_dict(model)
     creator.blocking_rules_to_generate_predictions = [build_blocking_rule(r) for r in linkage.blocking_rules]
-    # Keep each pair's comparison levels (gamma_ columns): match_edges records why a pair scored as it did.
-    creator.retain_intermediate_calculation_columns = True
+    # Keep each pair's comparison levels (gamma_ columns): match_edges records why a pair scored as it did. Splink
+    # keeps them only with the compared columns (retain_matching_columns); edges_of selects ids, weights and levels.
+    creator.retain_matching_columns = True
     return creator
 
 
@@ -349,7 +350,7 @@ def _largest_blocks(blocks: DataFrame, n: int) -> dict[int, RuleBlocks]:
     return out
 
 
-def estimate_blocking(workspace: SplinkWorkspace, linkage: LinkageSettings, *,
+def estimate_blocking(persons: DataFrame, linkage: LinkageSettings, *,
                       top_blocks: int = LARGEST_BLOCKS) -> list[dict[str, Any]]:
     """Per prediction blocking rule, in order: the comparisons its keys generate, the running total (an upper
     bound of the distinct pairs scored: a pair two rules find is counted by both) and its largest blocks' sizes.
@@ -357,8 +358,7 @@ def estimate_blocking(workspace: SplinkWorkspace, linkage: LinkageSettings, *,
     One aggregate over block sizes, no join: cheap at any scale and safe before a rule that would explode. Counts
     only, so the result can go in the run record.
     """
-    stats = block_statistics(workspace.spark.table(workspace.input_view), list(linkage.blocking_rules),
-                             n=top_blocks)
+    stats = block_statistics(persons, list(linkage.blocking_rules), n=top_blocks)
     out, running = [], 0
     for spec, rule in zip(linkage.blocking_rules, stats):
         running += rule.pairs
@@ -419,12 +419,12 @@ def check_training_budget(persons: DataFrame, linkage: LinkageSettings) -> list[
             for (key, rule), blocks in zip(keyed, stats)]
 
 
-def check_comparison_budget(workspace: SplinkWorkspace, linkage: LinkageSettings, *,
+def check_comparison_budget(persons: DataFrame, linkage: LinkageSettings, *,
                             estimates: list[dict[str, Any]] | None = None) -> int:
     """Estimate (unless ``estimates`` from estimate_blocking are given) and enforce the comparison caps before
     scoring; returns the estimated total. Pass the estimates to keep them for the run record."""
     if estimates is None:
-        estimates = estimate_blocking(workspace, linkage)
+        estimates = estimate_blocking(persons, linkage)
     return enforce_comparison_budget(estimates, linkage)
 
 
@@ -495,7 +495,7 @@ def model_id_of(model_path: Path) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def predict_edges(workspace: SplinkWorkspace, *, threshold: float) -> DataFrame:
+def predict_edges(workspace: SplinkWorkspace, *, threshold: float | None) -> DataFrame:
     """Scored pairs at or above ``threshold``, as ``edges_of``."""
     return edges_of(workspace.linker.inference.predict(threshold_match_probability=threshold).as_spark_dataframe())
 
@@ -512,3 +512,68 @@ def edges_of(predictions: DataFrame) -> DataFrame:
         F.col("match_probability").cast("double").alias("match_probability"),
         levels.alias("comparison_levels"),
     )
+
+
+class Scoring:
+    """Scores one run's records with the saved model, as ``linkage.scoring`` says: by the engine (one Spark plan,
+    engine.py) or by Splink's own predict on a workspace (the reference). Either way the run's checkpoints go to
+    its scratch folder until ``close``, which deletes it: call it once the run's outputs are written."""
+
+    def __init__(self, spark: SparkSession, persons: DataFrame, *, settings: Any, linkage: LinkageSettings,
+                 scratch_dir: str, run_id: str) -> None:
+        self.spark, self.persons, self.settings, self.linkage, self.run_id = spark, persons, settings, linkage, run_id
+        self.workspace: SplinkWorkspace | None = None
+        self._scored: Any = None  # engine.ScoredPairs once edges are asked for
+        self._blocked_pairs: int | None = None
+        self.scratch_path = f"{str(scratch_dir).rstrip('/')}/{run_id}"
+        self.by_engine = linkage.scoring == "engine"
+        if self.by_engine:
+            from bold_spark.linkage.engine import engine_limits
+
+            limits = engine_limits(settings.get_settings("spark"))
+            if limits:
+                log.warning("linkage.scoring: engine cannot score this model (%s); scoring with Splink's predict "
+                            "instead", "; ".join(limits))
+                self.by_engine = False
+        if self.by_engine:
+            self._previous_checkpoint_dir = _swap_checkpoint_dir(spark, self.scratch_path)
+        else:
+            self.workspace = open_workspace(spark, persons, settings=settings, linkage=linkage,
+                                            scratch_dir=scratch_dir, run_id=run_id)
+
+    def edges(self, *, threshold: float | None, changed: DataFrame | None = None, changed_rows: int = 0
+              ) -> DataFrame:
+        """Scored pairs at or above ``threshold`` (every blocked pair when None), as ``edges_of``; with ``changed`` (ids of ``changed_rows``
+        records), only the pairs with a changed side."""
+        if self.by_engine:
+            from bold_spark.linkage import engine
+
+            self._scored = engine.score(self.persons, self.settings.get_settings("spark"), threshold=threshold,
+                                        changed=changed, changed_rows=changed_rows)
+            return edges_of(self._scored.predictions)
+        workspace = self.workspace
+        assert workspace is not None
+        if changed is None:
+            self._blocked_pairs = block_pairs(workspace)
+            return predict_edges(workspace, threshold=threshold)
+        from bold_spark.linkage.incremental_scoring import predict_edges_touching
+
+        changed_persons = as_parquet(self.persons.join(changed, ["source_system", "source_record_id"],
+                                                       how="left_semi"), f"{workspace.scratch_path}/bold_changed")
+        unchanged = self.persons.join(changed, ["source_system", "source_record_id"], how="left_anti")
+        return predict_edges_touching(workspace, changed_persons, unchanged, changed_rows=changed_rows,
+                                      blocking_rules=list(self.linkage.blocking_rules), threshold=threshold,
+                                      run_id=self.run_id)
+
+    def pairs_scored(self) -> int | None:
+        """The distinct pairs the blocking rules generated (and the model scored); known once an action has run
+        on the edges. None for Splink's scoring of changed records, which does not count them."""
+        return self._scored.pairs_scored() if self._scored is not None else self._blocked_pairs
+
+    def close(self) -> None:
+        if self.workspace is not None:
+            self.workspace.close()
+            return
+        _delete_path(self.spark, self.scratch_path)
+        if self._previous_checkpoint_dir:
+            self.spark.sparkContext.setCheckpointDir(self._previous_checkpoint_dir)

@@ -10,13 +10,17 @@ import pytest
 from pyspark.sql import functions as F
 
 from bold_spark import pipeline
+from bold_spark.linkage import model as splink_model
+from bold_spark.standardise.person import accepted_records
 from tests.conftest import SHARED_DATA
 from tests.integration.linking import (
+    assert_same_predictions,
     crosswalk,
     febrl_truth,
     import_public_csv,
     public_config,
     score,
+    scored_by,
     train_and_link,
 )
 
@@ -97,3 +101,16 @@ def test_fake_1000_beats_the_tutorial_model(spark, tmp_path):
     metrics = score(spark, config, truth)
     print(f"fake_1000 {metrics}")
     assert metrics["f1"] >= 0.60, metrics
+
+
+def test_scoring_engine_gives_splinks_predictions_on_febrl3(spark, febrl3, tmp_path):
+    """The engine against Splink's predict with the model trained on FEBRL3: every blocked pair, no threshold."""
+    config, _, _ = febrl3
+    prepared = pipeline.prepare_input(spark, config)
+    persons = accepted_records(prepared.standardised).transform(splink_model.add_linkage_columns).localCheckpoint()
+    prepared.release()
+    engine, engine_count = scored_by(spark, persons, config.linkage, "engine", scratch=tmp_path)
+    splink, splink_count = scored_by(spark, persons, config.linkage, "splink", scratch=tmp_path)
+    assert len(splink) > 1000
+    assert_same_predictions(engine, splink)
+    assert engine_count == splink_count == len(splink)

@@ -47,7 +47,7 @@ def workspace(spark, linkage, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def estimates(workspace, linkage):
-    return splink_model.estimate_blocking(workspace, linkage)
+    return splink_model.estimate_blocking(workspace.spark.table(workspace.input_view), linkage)
 
 
 def test_estimates_count_each_rule_and_its_largest_blocks(estimates):
@@ -80,7 +80,7 @@ def test_estimate_is_an_upper_bound_when_rules_overlap(spark, linkage, tmp_path_
                                      linkage=doubled, scratch_dir=str(tmp_path_factory.mktemp("scratch2")),
                                      run_id="overlap")
     try:
-        estimates = splink_model.estimate_blocking(ws, doubled)
+        estimates = splink_model.estimate_blocking(persons, doubled)
         assert [e["rule_comparisons"] for e in estimates] == [28, 28]
         assert estimates[-1]["cumulative_comparisons"] == 56
         assert splink_model.block_pairs(ws) == 28
@@ -103,10 +103,10 @@ def test_total_over_the_cap_stops_naming_rule_count_and_block_sizes(estimates, l
     assert "smith" not in message and "1980" not in message  # sizes, never the block's key values
 
 
-def test_one_exploding_rule_stops_under_the_per_rule_cap(workspace, linkage, estimates):
+def test_one_exploding_rule_stops_under_the_per_rule_cap(spark, workspace, linkage, estimates):
     capped = dataclasses.replace(linkage, max_comparisons_per_rule=500)
     with pytest.raises(DataQualityError, match=r"rule \[surname, birth_year\] .*max_comparisons_per_rule = 500"):
-        splink_model.check_comparison_budget(workspace, capped, estimates=estimates)
+        splink_model.check_comparison_budget(spark.table(workspace.input_view), capped, estimates=estimates)
 
 
 def test_per_rule_cap_is_optional_and_validated():
