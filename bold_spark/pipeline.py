@@ -42,6 +42,7 @@ from bold_spark.io import history
 from bold_spark.io.changes import Changes, rows_in_files
 from bold_spark.io.state import StateChanges, StoredRecords, write_state
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
+from bold_spark.session import spark_activity
 from bold_spark.validate import SourceProfile, validate_sources
 from bold_spark.crosswalk.department_views import create_department_views
 from bold_spark.crosswalk.pseudonymise import hmac_key, pseudonymise_record_ids
@@ -103,6 +104,8 @@ class RunRecord:
     blocking_estimates: list[dict[str, Any]] = field(default_factory=list)
     report_path: str | None = None
     constraints: dict[str, Any] | None = None  # clustering/constrained.py summarise(): components split, edges refused
+    spark_sql_executions: int | None = None  # the Spark SQL queries and jobs the run started (session.spark_activity)
+    spark_jobs: int | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -123,6 +126,7 @@ class RunRecord:
             "edges_recorded": self.edges_recorded, "crosswalk_rows": self.crosswalk_rows, "clusters": self.clusters,
             "stage_seconds": self.stage_seconds, "spark_master": self.spark_master, "message": self.message,
             "blocking_estimates": self.blocking_estimates, "report_path": self.report_path,
+            "spark_sql_executions": self.spark_sql_executions, "spark_jobs": self.spark_jobs,
         }
 
 
@@ -346,6 +350,7 @@ def record_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Non
 @contextmanager
 def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Iterator[RunRecord]:
     """Record the run in bold.link_runs whether it succeeds or fails (failures keep only our own messages)."""
+    executions, jobs = spark_activity(spark)
     try:
         yield record
         record.status = record.status_on_success
@@ -358,6 +363,10 @@ def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> I
                   "".join(traceback.format_tb(exc.__traceback__)))
         raise
     finally:
+        executions_now, jobs_now = spark_activity(spark)
+        record.spark_sql_executions, record.spark_jobs = executions_now - executions, jobs_now - jobs
+        log.info("run %s: %d Spark SQL executions, %d Spark jobs", record.run_id, record.spark_sql_executions,
+                 record.spark_jobs)
         try:
             record_run(spark, config, record)
         except Exception:  # recording must not hide the run's own error

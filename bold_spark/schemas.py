@@ -93,6 +93,9 @@ LINK_RUNS = T.StructType([
         ]))),
     ]))),
     T.StructField("report_path", T.StringType()),  # the run's HTML quality report
+    # The Spark SQL queries and Spark jobs the run started: each one planned on the driver (bold_spark/session.py).
+    T.StructField("spark_sql_executions", T.LongType()),
+    T.StructField("spark_jobs", T.LongType()),
 ])
 
 # One row per (run, truth) for the whole crosswalk (source_system_l/r null) and one per unordered source pair

@@ -141,3 +141,12 @@ if __name__ == "__main__":  # python -m bold_spark.session resolve-jars DIR
         sys.exit("usage: python -m bold_spark.session resolve-jars JARS_DIR")
     for jar in resolve_delta_jars(Path(sys.argv[2])):
         print(jar)
+
+
+def spark_activity(spark: SparkSession) -> tuple[int, int]:
+    """(Spark SQL executions, Spark jobs) the session has started so far: a run's difference of the two is how many
+    plans it had Spark analyse, optimise and run, the driver cost that settings do not move."""
+    store = spark._jsparkSession.sharedState().statusStore()
+    retained = store.executionsCount()  # the last ones only; ids are sequential, so the newest id is the count
+    executions = store.executionsList(retained - 1, 1).head().executionId() + 1 if retained else 0
+    return int(executions), int(spark.sparkContext._jsc.sc().dagScheduler().numTotalJobs())
