@@ -550,7 +550,10 @@ class Scoring:
 
             self._scored = engine.score(self.persons, self.settings.get_settings("spark"), threshold=threshold,
                                         changed=changed, changed_rows=changed_rows)
-            return edges_of(self._scored.predictions)
+            # Written once and read back, as Splink's predict does with its output: every later query of the run
+            # (clustering, quality, writing, report) then plans a file scan, not the scoring plan's thousands of
+            # expressions again (minutes of driver time at 20,000 records, although the rows were cached).
+            return as_parquet(edges_of(self._scored.predictions), f"{self.scratch_path}/bold_edges")
         workspace = self.workspace
         assert workspace is not None
         if changed is None:
