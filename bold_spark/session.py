@@ -134,10 +134,14 @@ def resolve_delta_jars(jars_dir: Path) -> list[str]:
     return delta_jars(jars_dir)
 
 
-if __name__ == "__main__":  # python -m bold_spark.session resolve-jars DIR
+if __name__ == "__main__":
+    # python -m bold_spark.session resolve-jars DIR: resolve Delta once into DIR (make setup), one jar a line.
+    # python -m bold_spark.session jars DIR: the session's jars (Delta from DIR, then Splink's) comma-separated, as
+    # spark-submit --jars takes them, so the Makefile, `make package` and the recipes in conf/deploy/ list the same.
     import sys
 
-    if len(sys.argv) != 3 or sys.argv[1] != "resolve-jars":
-        sys.exit("usage: python -m bold_spark.session resolve-jars JARS_DIR")
-    for jar in resolve_delta_jars(Path(sys.argv[2])):
-        print(jar)
+    commands = {"resolve-jars": lambda d: "\n".join(resolve_delta_jars(d)),
+                "jars": lambda d: ",".join(session_jars(d))}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
+        sys.exit("usage: python -m bold_spark.session {resolve-jars|jars} JARS_DIR")
+    print(commands[sys.argv[1]](Path(sys.argv[2])))
