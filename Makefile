@@ -30,11 +30,13 @@ $(JARS_DIR)/.resolved: $(VENV)/.installed bold_spark/session.py
 	$(PY) -m bold_spark.session resolve-jars $(JARS_DIR) > /dev/null
 	touch $@
 
-# What a cluster needs, in dist/: the wheel, a relocatable environment (venv-pack) for spark-submit --archives, and
-# the session's jars (python -m bold_spark.session jars). pyspark is left out of the environment: spark-submit puts
-# the cluster's own pyspark and py4j on the Python path. Recipes: conf/deploy/, docs/operations.md.
+# What a cluster needs, in dist/: the wheel, a relocatable environment (venv-pack) for spark-submit --archives, the
+# session's jars (python -m bold_spark.session jars) and conf.tar.gz, the configuration folder PACKAGE_CONF (your
+# environment file, sources and linkage model settings). pyspark is left out of the environment: spark-submit puts
+# the cluster's own pyspark and py4j on the Python path. Recipes: conf/deploy/ and docs/operations.md.
 DIST := dist
 PACKAGE_VENV := var/package/venv
+PACKAGE_CONF ?= conf
 VERSION := $(shell sed -n 's/^version = //p' setup.cfg)
 RUNTIME_REQUIREMENTS = $(PY) -c 'import importlib.metadata as m; \
   print(*[r for r in m.requires("bold_spark") if "extra" not in r])'
@@ -47,6 +49,7 @@ package: setup
 	  && $$pip --no-deps $(DIST)/bold_spark-$(VERSION)-*.whl $$(printf '%s\n' $$reqs | grep '^delta-spark')
 	$(PY) -m venv_pack --quiet --prefix $(PACKAGE_VENV) --output $(DIST)/bold_spark-$(VERSION)-env.tar.gz
 	mkdir -p $(DIST)/jars && cp $$($(PY) -m bold_spark.session jars $(JARS_DIR) | tr , ' ') $(DIST)/jars/
+	tar -czf $(DIST)/conf.tar.gz -C $(PACKAGE_CONF) .
 	ls -l $(DIST) $(DIST)/jars
 
 demo: setup
