@@ -44,6 +44,7 @@ package: setup
 	rm -rf $(DIST) $(PACKAGE_VENV)
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
 	$(PY) -m venv --without-pip $(PACKAGE_VENV)
+	# The runtime requirements but pyspark; delta-spark without pyspark (its other dependency, importlib_metadata, by hand)
 	reqs=$$($(RUNTIME_REQUIREMENTS)); pip="$(PY) -m pip --python $(PACKAGE_VENV)/bin/python install --quiet"; \
 	  $$pip $$(printf '%s\n' $$reqs | grep -v -e '^pyspark' -e '^delta-spark') importlib_metadata \
 	  && $$pip --no-deps $(DIST)/bold_spark-$(VERSION)-*.whl $$(printf '%s\n' $$reqs | grep '^delta-spark')
@@ -94,7 +95,8 @@ test-fast: setup
 	$(PYTEST) -m "not processes and not slow and not tables" tests/unit $(PYTEST_ARGS)
 
 # The long end-to-end tests: spark-submit entry points, a persistent catalog, SIGKILL during scoring and during
-# the crosswalk write, the standalone cluster, incremental and repeated runs in a row (CI runs it too).
+# the crosswalk write, the standalone cluster, incremental and repeated runs in a row, a job submitted from
+# make package's archive alone (CI runs it too).
 test-processes: setup
 	$(PYTEST) -m processes $(PYTEST_ARGS)
 
