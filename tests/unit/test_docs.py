@@ -201,6 +201,27 @@ def test_every_table_column_of_the_schemas_is_documented_with_its_type():
             f"not in the schema {sorted(set(listed) - set(expected))} (rows in the schema's order)")
 
 
+def documented_view_columns(page: str) -> dict[str, list[str]]:
+    """view -> the columns its row of the views table names (parenthesised remarks left out)."""
+    views = re.split(r"^## Views", page, flags=re.M)[1]
+    rows = re.findall(r"^\| `bold\.([a-z_]+)` \| [^|]+ \| ([^|]+) \|", views, flags=re.M)
+    return {name: re.findall(r"`([a-z_]+)`", re.sub(r"\([^)]*\)", "", cell)) for name, cell in rows}
+
+
+def test_every_view_column_is_documented_in_order():
+    """The columns of each view's generated SQL (parsed with sqlglot, which Splink already depends on)."""
+    import sqlglot
+
+    from bold_spark.views.queries import view_queries
+    from bold_spark.views.settings import parse_views
+
+    queries = view_queries(parse_views(PROJECT_ROOT / "conf" / "views" / "programme.yaml"),
+                           crosswalk="bold.crosswalk", record_groups="bold.record_groups")
+    documented = documented_view_columns((DOCS / "tables.md").read_text())
+    for view, sql in queries.items():
+        assert documented.get(view) == sqlglot.parse_one(sql, read="spark").named_selects, f"bold.{view}"
+
+
 # --- links and the README ----------------------------------------------------------------------------------------------
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
