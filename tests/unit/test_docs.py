@@ -1,6 +1,7 @@
 """The user's pages stay true of the code: every configuration key the parser accepts is in docs/configuration.md,
-every column of schemas.py is in docs/tables.md, every relative link in the README and docs/ resolves, and the
-README stays a ten-minute read. No Spark: configuration is parsed without a JVM and schemas are plain StructTypes.
+every column of schemas.py and of the views is in docs/tables.md, every relative link in the README and docs/
+resolves, and the README stays a ten-minute read. No JVM: configuration is parsed in Python, schemas are plain
+StructTypes and the views' SQL is parsed with sqlglot.
 """
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlglot
 import yaml
 from pyspark.sql import types as T
 
 from bold_spark import config as config_module, schemas
 from bold_spark.synthetic.rates import SECTIONS as RATE_SECTIONS
+from bold_spark.views.queries import view_queries
+from bold_spark.views.settings import parse_views
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCS = PROJECT_ROOT / "docs"
@@ -210,11 +214,6 @@ def documented_view_columns(page: str) -> dict[str, list[str]]:
 
 def test_every_view_column_is_documented_in_order():
     """The columns of each view's generated SQL (parsed with sqlglot, which Splink already depends on)."""
-    import sqlglot
-
-    from bold_spark.views.queries import view_queries
-    from bold_spark.views.settings import parse_views
-
     queries = view_queries(parse_views(PROJECT_ROOT / "conf" / "views" / "programme.yaml"),
                            crosswalk="bold.crosswalk", record_groups="bold.record_groups")
     documented = documented_view_columns((DOCS / "tables.md").read_text())
