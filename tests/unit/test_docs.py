@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCS = PROJECT_ROOT / "docs"
 README = PROJECT_ROOT / "README.md"
 
-# --- configuration keys ------------------------------------------------------------------------------------------------
+# --- configuration keys -----------------------------------------------------------------------------------------------
 
 # The sections of docs/configuration.md, one per kind of file the parser reads.
 FILE_SECTIONS = {"environment": "Environment file", "source": "Source files", "linkage": "Linkage files",
@@ -160,7 +160,7 @@ def test_every_configuration_key_the_parser_accepts_is_documented_and_no_other(t
     assert not unknown, f"docs/configuration.md documents keys the parser does not accept: {unknown}"
 
 
-# --- table columns -----------------------------------------------------------------------------------------------------
+# --- table columns ----------------------------------------------------------------------------------------------------
 
 
 def _flatten(schema: T.StructType, prefix: str = "") -> list[tuple[str, str]]:
@@ -221,7 +221,7 @@ def test_every_view_column_is_documented_in_order():
         assert documented.get(view) == sqlglot.parse_one(sql, read="spark").named_selects, f"bold.{view}"
 
 
-# --- links and the README ----------------------------------------------------------------------------------------------
+# --- links and the README ---------------------------------------------------------------------------------------------
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
