@@ -254,3 +254,11 @@ def test_the_readme_is_short_holds_no_run_ids_and_starts_with_the_two_commands()
     assert not re.search(r"\d{8}T\d{6}Z", text), "run ids belong in the run records, not the README"
     first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
     assert [line.split()[:2] for line in first_block.splitlines()] == [["make", "demo"], ["make", "test"]]
+
+
+def test_the_pages_name_the_environment_archive_of_the_current_version():
+    """`make package` names the archive after setup.cfg's version; a bump must not leave a page naming the old one."""
+    version = re.search(r"^version = (.+)$", (PROJECT_ROOT / "setup.cfg").read_text(), flags=re.M).group(1)
+    archive = re.compile(r"bold_spark-([0-9][^-]*)-env\.tar\.gz")
+    named = {m for page in [README, *DOCS.glob("*.md")] for m in archive.findall(page.read_text())}
+    assert named == {version}
