@@ -2,7 +2,10 @@
 # bold_spark on YARN in cluster mode, with nothing installed on the nodes: run from the project folder after
 # `make package PACKAGE_CONF=/path/to/your/conf` (dist/ then holds the environment, the jars and your configuration).
 #
-#   conf/deploy/yarn-submit.sh      # an incremental link, as after each delivery (jobs/train.py: the same, monthly)
+#   conf/deploy/yarn-submit.sh      # an incremental link, as after each delivery
+#
+# Monthly: the same command with jobs/train.py, then with jobs/link.py without --incremental (an incremental run
+# refuses to follow a model change). `--conf conf/local.yaml` names your environment file inside conf.tar.gz.
 #
 # The environment archive is unpacked as ./environment in every container, the configuration as ./conf; the driver
 # and executors run ./environment/bin/python, which needs the Python the archive was built with (venv-pack keeps a
