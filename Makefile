@@ -15,7 +15,7 @@ SYSTEMS ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
-.PHONY: setup demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -29,6 +29,29 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 $(JARS_DIR)/.resolved: $(VENV)/.installed bold_spark/session.py
 	$(PY) -m bold_spark.session resolve-jars $(JARS_DIR) > /dev/null
 	touch $@
+
+# What a cluster needs, in dist/: the wheel, a relocatable environment (venv-pack) for spark-submit --archives, the
+# session's jars (python -m bold_spark.session jars) and conf.tar.gz, the configuration folder PACKAGE_CONF (your
+# environment file, sources and linkage model settings). pyspark is left out of the environment: spark-submit puts
+# the cluster's own pyspark and py4j on the Python path. Recipes: conf/deploy/ and docs/operations.md.
+DIST := dist
+PACKAGE_VENV := var/package/venv
+PACKAGE_CONF ?= conf
+VERSION := $(shell sed -n 's/^version = //p' setup.cfg)
+RUNTIME_REQUIREMENTS = $(PY) -c 'import importlib.metadata as m; \
+  print(*[r for r in m.requires("bold_spark") if "extra" not in r])'
+package: setup
+	rm -rf $(DIST) $(PACKAGE_VENV)
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	$(PY) -m venv --without-pip $(PACKAGE_VENV)
+	# The runtime requirements but pyspark; delta-spark without pyspark (its other dependency, importlib_metadata, by hand)
+	reqs=$$($(RUNTIME_REQUIREMENTS)); pip="$(PY) -m pip --python $(PACKAGE_VENV)/bin/python install --quiet"; \
+	  $$pip $$(printf '%s\n' $$reqs | grep -v -e '^pyspark' -e '^delta-spark') importlib_metadata \
+	  && $$pip --no-deps $(DIST)/bold_spark-$(VERSION)-*.whl $$(printf '%s\n' $$reqs | grep '^delta-spark')
+	$(PY) -m venv_pack --quiet --prefix $(PACKAGE_VENV) --output $(DIST)/bold_spark-$(VERSION)-env.tar.gz
+	mkdir -p $(DIST)/jars && cp $$($(PY) -m bold_spark.session jars $(JARS_DIR) | tr , ' ') $(DIST)/jars/
+	tar -czf $(DIST)/conf.tar.gz -C $(PACKAGE_CONF) .
+	ls -l $(DIST) $(DIST)/jars
 
 demo: setup
 	$(PY) jobs/generate_sample.py --conf $(CONF) --scale $(SCALE) --seed $(SEED)
@@ -72,7 +95,8 @@ test-fast: setup
 	$(PYTEST) -m "not processes and not slow and not tables" tests/unit $(PYTEST_ARGS)
 
 # The long end-to-end tests: spark-submit entry points, a persistent catalog, SIGKILL during scoring and during
-# the crosswalk write, the standalone cluster, incremental and repeated runs in a row (CI runs it too).
+# the crosswalk write, the standalone cluster, incremental and repeated runs in a row, a job submitted from
+# make package's archive alone (CI runs it too).
 test-processes: setup
 	$(PYTEST) -m processes $(PYTEST_ARGS)
 
@@ -113,4 +137,4 @@ bench-scale-out: setup
 	done
 
 clean:
-	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models
+	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models var/package $(DIST)

@@ -134,14 +134,6 @@ def resolve_delta_jars(jars_dir: Path) -> list[str]:
     return delta_jars(jars_dir)
 
 
-if __name__ == "__main__":  # python -m bold_spark.session resolve-jars DIR
-    import sys
-
-    if len(sys.argv) != 3 or sys.argv[1] != "resolve-jars":
-        sys.exit("usage: python -m bold_spark.session resolve-jars JARS_DIR")
-    for jar in resolve_delta_jars(Path(sys.argv[2])):
-        print(jar)
-
 
 def spark_activity(spark: SparkSession) -> tuple[int, int]:
     """(Spark SQL executions, Spark jobs) the session has started so far: a run's difference of the two is how many
@@ -150,3 +142,16 @@ def spark_activity(spark: SparkSession) -> tuple[int, int]:
     retained = store.executionsCount()  # the last ones only; ids are sequential, so the newest id is the count
     executions = store.executionsList(retained - 1, 1).head().executionId() + 1 if retained else 0
     return int(executions), int(spark.sparkContext._jsc.sc().dagScheduler().numTotalJobs())
+
+
+if __name__ == "__main__":
+    # python -m bold_spark.session resolve-jars DIR: resolve Delta once into DIR (make setup), one jar a line.
+    # python -m bold_spark.session jars DIR: the session's jars (Delta from DIR, then Splink's) comma-separated, as
+    # spark-submit --jars takes them, so the Makefile, `make package` and the recipes in conf/deploy/ list the same.
+    import sys
+
+    commands = {"resolve-jars": lambda d: "\n".join(resolve_delta_jars(d)),
+                "jars": lambda d: ",".join(session_jars(d))}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
+        sys.exit("usage: python -m bold_spark.session {resolve-jars|jars} JARS_DIR")
+    print(commands[sys.argv[1]](Path(sys.argv[2])))

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import traceback
+import importlib.metadata
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +18,21 @@ from bold_spark.errors import BoldSparkError  # noqa: E402
 log = logging.getLogger("bold_spark.jobs")
 
 
+def version() -> str:
+    """The installed package's version (setup.cfg's), so `--version` names the release a cluster runs."""
+    try:
+        return importlib.metadata.version("bold_spark")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (bold_spark is not installed: run make setup, or install the wheel of make package)"
+
+
+def add_version(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    return p
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = add_version(argparse.ArgumentParser(description=description))
     p.add_argument("--conf", default="conf/local.yaml", help="environment configuration (default: %(default)s)")
     p.add_argument("--log-level", default="INFO")
     return p

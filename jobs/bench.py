@@ -15,6 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import add_version  # noqa: E402
+
 from bold_spark.bench.runner import SYSTEMS, run_bench  # noqa: E402
 from bold_spark.errors import BoldSparkError  # noqa: E402
 
@@ -40,7 +42,7 @@ def _systems(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = add_version(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     p.add_argument("--conf", default="conf/local.yaml", help="environment config whose Spark and linkage settings "
                    "the project's job runs with (default %(default)s)")
     p.add_argument("--scales", type=_scales, default=[100_000, 1_000_000],

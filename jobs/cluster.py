@@ -16,7 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from _common import load_config
+from _common import add_version, load_config
 
 import pyspark
 
@@ -101,7 +101,8 @@ def submit(conf_file: str, state: Path, port: int, job: list[str], executor_memo
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_version(argparse.ArgumentParser(description=__doc__,
+                                            formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("--conf", default="conf/local.yaml")
     p.add_argument("--state-dir", default=str(PROJECT / "var" / "cluster"))
     p.add_argument("--port", type=int, default=7077)

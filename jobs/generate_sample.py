@@ -13,9 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-from bold_spark.config import SparkSettings, load_config
-from bold_spark.errors import BoldSparkError, ConfigError
-from bold_spark.session import build_session
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/_common.py, also when a test loads this file
+
+from _common import add_version  # noqa: E402
+
+from bold_spark.config import SparkSettings, load_config  # noqa: E402
+from bold_spark.errors import BoldSparkError, ConfigError  # noqa: E402
+from bold_spark.session import build_session  # noqa: E402
 
 log = logging.getLogger("generate_sample")
 
@@ -24,7 +28,7 @@ PARTITION_COLUMN = "extract_month"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = add_version(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     p.add_argument("--conf", default="conf/local.yaml", help="environment config (default conf/local.yaml)")
     p.add_argument("--scale", type=int, default=20000, help="about this many records across the six departments")
     p.add_argument("--seed", type=int, default=7, help="one seed and scale always give the same tables")
