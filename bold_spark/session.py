@@ -134,7 +134,6 @@ def resolve_delta_jars(jars_dir: Path) -> list[str]:
     return delta_jars(jars_dir)
 
 
-
 def spark_activity(spark: SparkSession) -> tuple[int, int]:
     """(Spark SQL executions, Spark jobs) the session has started so far: a run's difference of the two is how many
     plans it had Spark analyse, optimise and run, the driver cost that settings do not move."""
