@@ -8,7 +8,7 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,17 +106,23 @@ class RunRecord:
     constraints: dict[str, Any] | None = None  # clustering/constrained.py summarise(): components split, edges refused
     spark_sql_executions: int | None = None  # the Spark SQL queries and jobs the run started (session.spark_activity)
     spark_jobs: int | None = None
+    stage_queries: dict[str, int] = field(default_factory=dict)  # Spark SQL queries per stage (logged, and in bench)
+    activity: Callable[[], tuple[int, int]] | None = field(default=None, repr=False)  # set by recorded_run
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage; a stage entered again (in parts, around other work) adds up."""
         start = time.perf_counter()
+        queries = self.activity()[0] if self.activity else 0
         log.info("stage %s: %s", name, "resumed" if name in self.stage_seconds else "start")
         try:
             yield
         finally:
             self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + time.perf_counter() - start, 3)
-            log.info("stage %s: %.1f s", name, self.stage_seconds[name])
+            if self.activity:
+                self.stage_queries[name] = self.stage_queries.get(name, 0) + self.activity()[0] - queries
+            log.info("stage %s: %.1f s, %d Spark SQL queries", name, self.stage_seconds[name],
+                     self.stage_queries.get(name, 0))
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -350,6 +356,7 @@ def record_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Non
 @contextmanager
 def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Iterator[RunRecord]:
     """Record the run in bold.link_runs whether it succeeds or fails (failures keep only our own messages)."""
+    record.activity = lambda: spark_activity(spark)
     executions, jobs = spark_activity(spark)
     try:
         yield record

@@ -172,7 +172,8 @@ def step_project_link(p: dict[str, Any]) -> dict[str, Any]:
     return {"wall_seconds": round(wall, 3), "stage_seconds": record.stage_seconds,
             "records": record.crosswalk_rows, "edges": record.edges_recorded, "clusters": record.clusters,
             "comparisons_scored_by_job": record.comparisons_scored, "spark_master": record.spark_master,
-            "spark_sql_executions": record.spark_sql_executions, "spark_jobs": record.spark_jobs}
+            "spark_sql_executions": record.spark_sql_executions, "spark_jobs": record.spark_jobs,
+            "stage_queries": record.stage_queries}
 
 
 INCREMENT_BUCKETS = 100  # the increment is the records whose id hashes to bucket 0 of 100: 1%
@@ -234,7 +235,8 @@ def step_project_incremental(p: dict[str, Any]) -> dict[str, Any]:
     base = json.loads(Path(p["base_result"]).read_text(encoding="utf-8"))
     return {"wall_seconds": round(wall, 3), "stage_seconds": record.stage_seconds, "records": record.crosswalk_rows,
             "edges": record.edges_recorded, "clusters": record.clusters, "message": record.message,
-            "spark_sql_executions": record.spark_sql_executions, "spark_jobs": record.spark_jobs, **base}
+            "spark_sql_executions": record.spark_sql_executions, "spark_jobs": record.spark_jobs,
+            "stage_queries": record.stage_queries, **base}
 
 
 # --- the same model for the baselines ---------------------------------------------------------------------------
