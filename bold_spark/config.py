@@ -288,7 +288,8 @@ class JobConfig:
 
     def digest(self) -> str:
         """A short hash of the configuration that decides a run's crosswalk (output tables, sources and their
-        mapping, validation, privacy, linkage), recorded with each run; an incremental run needs the last run's.
+        mapping, validation, privacy, linkage but how pairs are scored, constraints), recorded with each run; an
+        incremental run needs the last run's.
         Spark, scratch, state, report, quality-gate and view settings are left out, so tuning memory between
         monthly runs does not force a full link."""
         decisive = {name: getattr(self, name)

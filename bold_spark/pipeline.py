@@ -107,20 +107,21 @@ class RunRecord:
     spark_sql_executions: int | None = None  # the Spark SQL queries and jobs the run started (session.spark_activity)
     spark_jobs: int | None = None
     stage_queries: dict[str, int] = field(default_factory=dict)  # Spark SQL queries per stage (logged, and in bench)
-    activity: Callable[[], tuple[int, int]] | None = field(default=None, repr=False)  # set by recorded_run
+    activity: Callable[[], tuple[int, int] | None] | None = field(default=None, repr=False)  # set by recorded_run
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage; a stage entered again (in parts, around other work) adds up."""
         start = time.perf_counter()
-        queries = self.activity()[0] if self.activity else 0
+        before = self.activity() if self.activity else None
         log.info("stage %s: %s", name, "resumed" if name in self.stage_seconds else "start")
         try:
             yield
         finally:
             self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + time.perf_counter() - start, 3)
-            if self.activity:
-                self.stage_queries[name] = self.stage_queries.get(name, 0) + self.activity()[0] - queries
+            after = self.activity() if before else None
+            if before and after:
+                self.stage_queries[name] = self.stage_queries.get(name, 0) + after[0] - before[0]
             log.info("stage %s: %.1f s, %d Spark SQL queries", name, self.stage_seconds[name],
                      self.stage_queries.get(name, 0))
 
@@ -353,11 +354,19 @@ def record_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Non
     append_table(row, config.output.qualified("link_runs"))
 
 
+def _activity(spark: SparkSession) -> tuple[int, int] | None:
+    """session.spark_activity, or None once the session is gone (a failed run): counting must not hide its error."""
+    try:
+        return spark_activity(spark)
+    except Exception:
+        return None
+
+
 @contextmanager
 def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Iterator[RunRecord]:
     """Record the run in bold.link_runs whether it succeeds or fails (failures keep only our own messages)."""
-    record.activity = lambda: spark_activity(spark)
-    executions, jobs = spark_activity(spark)
+    record.activity = lambda: _activity(spark)
+    before = _activity(spark)
     try:
         yield record
         record.status = record.status_on_success
@@ -370,10 +379,11 @@ def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> I
                   "".join(traceback.format_tb(exc.__traceback__)))
         raise
     finally:
-        executions_now, jobs_now = spark_activity(spark)
-        record.spark_sql_executions, record.spark_jobs = executions_now - executions, jobs_now - jobs
-        log.info("run %s: %d Spark SQL executions, %d Spark jobs", record.run_id, record.spark_sql_executions,
-                 record.spark_jobs)
+        after = _activity(spark) if before else None
+        if before and after:
+            record.spark_sql_executions, record.spark_jobs = after[0] - before[0], after[1] - before[1]
+            log.info("run %s: %d Spark SQL executions, %d Spark jobs", record.run_id, record.spark_sql_executions,
+                     record.spark_jobs)
         try:
             record_run(spark, config, record)
         except Exception:  # recording must not hide the run's own error

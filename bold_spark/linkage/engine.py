@@ -4,11 +4,12 @@ Splink's own predict on Spark runs one join per blocking rule, materialises the 
 pair back to both records: a dozen large shuffles and as many Spark queries per run. Here each record emits one
 row per blocking rule (a hash of that rule's key), one shuffle on the hash brings a block's records together, and
 each pair row is built with both records' columns on it, so nothing joins back. A pair an earlier rule also
-generates is dropped by re-checking the earlier rules on the row (as Splink does), not by a distinct.
+generates is dropped by checking on the row which rule holds first (Splink's own exclusion), not by a distinct.
 
 Splink stays the model: the comparison vectors, match weights, term-frequency adjustments and probability are
 Splink's own SQL (generated from the model by Splink), only run over these pair rows. That is why the engine
-gives Splink's pairs and weights (tests/unit/test_engine.py checks it against ``linker.inference.predict``).
+gives Splink's pairs and weights (tests/integration/test_scoring_engine.py checks it against
+``linker.inference.predict``).
 """
 from __future__ import annotations
 
@@ -33,11 +34,8 @@ class ScoredPairs:
     observation: Observation
 
     def pairs_scored(self) -> int:
+        """Blocks until the plan has run: call it after an action on ``predictions``."""
         return int(self.observation.get.get(PAIRS_SCORED, 0))
-
-
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _unquoted(name: str) -> str:
@@ -140,30 +138,31 @@ def blocked_pairs(records: DataFrame, settings: Any, *, changed: DataFrame | Non
     # Kept where the rule that generated the row is the first rule whose full SQL holds on it: its own rule holds (a
     # hash collision or a further condition fails it) and no earlier one does, Splink's own exclusion (a null is
     # false), so each pair comes from exactly one rule. One CASE over the rules, not each rule against all before it.
-    first_rule = "CASE " + " ".join(f"WHEN ({rule.blocking_rule_sql}) THEN {i}" for i, rule in enumerate(rules)) + " END"
-    return pairs.where(F.col("match_key") == F.expr(first_rule))
+    first_rule = " ".join(f"WHEN ({rule.blocking_rule_sql}) THEN {i}" for i, rule in enumerate(rules))
+    return pairs.where(F.col("match_key") == F.expr(f"CASE {first_rule} END"))
 
 
 def score(persons: DataFrame, settings: Any, *, threshold: float | None, changed: DataFrame | None = None,
           changed_rows: int | None = None) -> ScoredPairs:
     """Splink's predictions (the columns its predict returns) for ``persons`` at or above match probability
-    ``threshold`` (all blocked pairs when None), as one lazy plan. ``settings`` is a Splink Settings object for the Spark dialect. With
-    ``changed`` (ids of ``changed_rows`` records of ``persons``), only the pairs with a changed side; term
-    frequencies are still those of all ``persons``, as in a full run."""
+    ``threshold`` (all blocked pairs when None), as one lazy plan; ``settings`` is a Splink Settings object for the
+    Spark dialect. With ``changed`` (ids of ``changed_rows`` records of ``persons``), only the pairs with a changed
+    side; term frequencies are still those of all ``persons``, as in a full run."""
     from splink.internals.comparison_vector_values import compute_comparison_vector_values_sql
     from splink.internals.predict import predict_from_comparison_vectors_sqls_using_settings
+
+    from bold_spark.linkage.model import register_similarity_functions
 
     limits = engine_limits(settings)
     if limits:
         raise ConfigError("linkage.scoring: engine cannot score this model: " + "; ".join(limits)
                           + "; set linkage.scoring: splink")
-    from bold_spark.linkage.model import register_similarity_functions
-
     spark = persons.sparkSession
     register_similarity_functions(spark)  # jaro_winkler and the like, as Splink's SparkAPI registers them
     records = with_term_frequencies(persons.select(*_columns_used(persons, settings)), settings)
     observation = Observation("bold_scoring")
-    pairs = blocked_pairs(records, settings, changed=changed, changed_rows=changed_rows).observe(observation, F.count(F.lit(1)).alias(PAIRS_SCORED))
+    pairs = blocked_pairs(records, settings, changed=changed, changed_rows=changed_rows) \
+        .observe(observation, F.count(F.lit(1)).alias(PAIRS_SCORED))
     # Splink's select of the blocked table (`l`.`x` AS `x_l` ...) reads the two structs as it would two tables.
     blocked = pairs.selectExpr(*settings._columns_to_select_for_blocking, "match_key")
     view = f"bold_blocked_{id(observation):x}"
@@ -171,8 +170,8 @@ def score(persons: DataFrame, settings: Any, *, threshold: float | None, changed
     steps = [("__splink__df_blocked", f"select * from {view}"),
              ("__splink__df_comparison_vectors",
               compute_comparison_vector_values_sql(settings._columns_to_select_for_comparison_vector_values))]
-    steps += [(s["output_table_name"], s["sql"])
-              for s in predict_from_comparison_vectors_sqls_using_settings(settings, threshold_match_probability=threshold)]
+    steps += [(step["output_table_name"], step["sql"]) for step in
+              predict_from_comparison_vectors_sqls_using_settings(settings, threshold_match_probability=threshold)]
     *ctes, (_, final) = steps
     sql = "WITH " + ",\n".join(f"{name} AS ({body})" for name, body in ctes) + "\n" + final
     try:

@@ -1,7 +1,8 @@
 """Splink on Spark: train a model once, then score with the saved model on every run.
 
-The only module (with settings.py, engine.py and incremental_scoring.py) that talks to Splink. Splink's intermediate tables are written under a scratch
-folder per run (the session's checkpoint dir) and removed by ``SplinkWorkspace.close`` once outputs are written.
+The only module (with settings.py, engine.py and incremental_scoring.py) that talks to Splink. Splink's
+intermediate tables are written under a scratch folder per run (the session's checkpoint dir) and removed by
+``SplinkWorkspace.close`` once outputs are written.
 """
 from __future__ import annotations
 
@@ -543,8 +544,8 @@ class Scoring:
 
     def edges(self, *, threshold: float | None, changed: DataFrame | None = None, changed_rows: int = 0
               ) -> DataFrame:
-        """Scored pairs at or above ``threshold`` (every blocked pair when None), as ``edges_of``; with ``changed`` (ids of ``changed_rows``
-        records), only the pairs with a changed side."""
+        """Scored pairs at or above ``threshold`` (every blocked pair when None), as ``edges_of``; with ``changed``
+        (ids of ``changed_rows`` records), only the pairs with a changed side."""
         if self.by_engine:
             from bold_spark.linkage import engine
 
@@ -561,9 +562,10 @@ class Scoring:
             return predict_edges(workspace, threshold=threshold)
         from bold_spark.linkage.incremental_scoring import predict_edges_touching
 
-        changed_persons = as_parquet(self.persons.join(changed, ["source_system", "source_record_id"],
-                                                       how="left_semi"), f"{workspace.scratch_path}/bold_changed")
-        unchanged = self.persons.join(changed, ["source_system", "source_record_id"], how="left_anti")
+        keys = ["source_system", "source_record_id"]
+        changed_persons = as_parquet(self.persons.join(changed, keys, how="left_semi"),
+                                     f"{workspace.scratch_path}/bold_changed")
+        unchanged = self.persons.join(changed, keys, how="left_anti")
         return predict_edges_touching(workspace, changed_persons, unchanged, changed_rows=changed_rows,
                                       blocking_rules=list(self.linkage.blocking_rules), threshold=threshold,
                                       run_id=self.run_id)

@@ -1,6 +1,7 @@
 """Configuration is validated before Spark starts: errors name the file and the key."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,7 @@ def test_the_digest_follows_what_decides_the_crosswalk_and_not_how_spark_runs(tm
     stricter = load_config(path, overrides={"validation": {"on_null_id": "fail"}})
     other_linkage = load_config(path, overrides={"linkage": str(PROJECT_ROOT / "conf" / "linkage" / "febrl.yaml")})
     assert len({base.digest(), stricter.digest(), other_linkage.digest()}) == 3
+    # How pairs are scored gives the same pairs and weights: switching scorers needs no full link.
+    by_splink = replace(base, linkage=replace(base.linkage, scoring="splink"))
+    assert base.linkage.scoring == "engine" and by_splink.digest() == base.digest()
+    assert replace(base, linkage=replace(base.linkage, cluster_threshold=0.9)).digest() != base.digest()
