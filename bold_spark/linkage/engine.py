@@ -87,13 +87,16 @@ def _columns_used(persons: DataFrame, settings: Any) -> list[str]:
 def with_term_frequencies(persons: DataFrame, settings: Any) -> DataFrame:
     """``persons`` plus ``tf_<column>`` for each term-frequency column: the share of the column's non-null values
     equal to the record's value, as Splink computes it (on the whole input being scored)."""
+    columns = [(_unquoted(c.name), _unquoted(c.tf_name)) for c in settings._term_frequency_columns]
+    if not columns:
+        return persons
+    # Every column's count of non-null values in one aggregate (one row, broadcast), not one pass per column.
+    totals = F.broadcast(persons.agg(*[F.count(F.col(name)).alias(f"_bold_total_{name}") for name, _ in columns]))
     out = persons
-    for column in settings._term_frequency_columns:
-        name, tf_name = _unquoted(column.name), _unquoted(column.tf_name)
-        total = persons.agg(F.count(F.col(name)).alias("_bold_total"))
+    for name, tf_name in columns:
         frequencies = (persons.where(F.col(name).isNotNull()).groupBy(name).agg(F.count(F.lit(1)).alias("_bold_n"))
-                       .crossJoin(F.broadcast(total))
-                       .select(name, (F.col("_bold_n").cast("double") / F.col("_bold_total")).alias(tf_name)))
+                       .crossJoin(totals)
+                       .select(name, (F.col("_bold_n").cast("double") / F.col(f"_bold_total_{name}")).alias(tf_name)))
         out = out.join(frequencies, on=name, how="left")
     return out
 

@@ -531,7 +531,8 @@ class Scoring:
         if self.by_engine:
             from bold_spark.linkage.engine import engine_limits
 
-            limits = engine_limits(settings.get_settings("spark"))
+            self._engine_settings = settings.get_settings("spark")  # Splink's Settings object, built once
+            limits = engine_limits(self._engine_settings)
             if limits:
                 log.warning("linkage.scoring: engine cannot score this model (%s); scoring with Splink's predict "
                             "instead", "; ".join(limits))
@@ -549,7 +550,7 @@ class Scoring:
         if self.by_engine:
             from bold_spark.linkage import engine
 
-            self._scored = engine.score(self.persons, self.settings.get_settings("spark"), threshold=threshold,
+            self._scored = engine.score(self.persons, self._engine_settings, threshold=threshold,
                                         changed=changed, changed_rows=changed_rows)
             # Written once and read back, as Splink's predict does with its output: every later query of the run
             # (clustering, quality, writing, report) then plans a file scan, not the scoring plan's thousands of
