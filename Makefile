@@ -17,7 +17,7 @@ MASTER_URL := spark://127.0.0.1:7077
 # catalog-up, serve and their -down targets: conf/shared.yaml unless CONF names another environment
 SHARED_CONF := $(or $(filter-out conf/local.yaml,$(CONF)),conf/shared.yaml)
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -114,6 +114,10 @@ sql: setup
 # PySpark's own spark-sql CLI with the project's catalog settings
 spark-sql: setup
 	$(PY) jobs/sql.py --conf $(CONF) --print-spark-sql-command | bash
+
+# A plain Parquet copy of the published crosswalk and views for tools without Delta: var/export/crosswalk-v<N>/
+export: setup
+	$(PY) jobs/export.py --conf $(CONF)
 
 # The shared catalog (conf/shared.yaml): a local PostgreSQL for its Hive metastore, data under var/catalog
 catalog-up: setup

@@ -81,6 +81,9 @@ def server_properties(config) -> dict[str, str]:
 
 def up(config, wait_seconds: float) -> int:
     serve = config.serve
+    if config.spark.catalog.type != "postgres":
+        raise SystemExit(f"{config.file}: catalog.type: the endpoint needs the shared catalog (postgres, as in "
+                         "conf/shared.yaml): with the embedded one it would lock every job out of the catalog")
     if running(serve):
         print(f"endpoint already up on {serve.host}:{serve.port}")
         return 0
