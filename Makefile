@@ -158,4 +158,4 @@ bench-scale-out: setup
 	done
 
 clean:
-	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models var/package $(DIST)
+	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models var/package var/export $(DIST)

@@ -84,14 +84,19 @@ def up(catalog) -> int:
             shutil.chown(pwfile, "postgres")
         try:
             _run("initdb", _as_server_user([server_binary("initdb"), "-D", str(data), "-U", catalog.user,
-                                  f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8", "--no-locale"]))
+                                            f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
+                                            "--no-locale"]))
         finally:
             pwfile.unlink(missing_ok=True)
     log = server_dir / "postgres.log"
     options = (f"-c listen_addresses={catalog.host} -p {catalog.port} -c unix_socket_directories={server_dir} "
                "-c max_connections=200")
-    _run("pg_ctl start", _as_server_user([server_binary("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t",
-                          "120", "start"]))
+    pg_ctl = server_binary("pg_ctl")
+    if subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "status"]), capture_output=True).returncode == 0:
+        print("catalog: the local PostgreSQL is running already")
+    else:
+        _run("pg_ctl start", _as_server_user([pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t",
+                                              "120", "start"]))
     if _psql(catalog, password, f"select 1 from pg_database where datname = '{catalog.database}'") != "1":
         _psql(catalog, password, f"create database {catalog.database}")
     print(f"catalog: PostgreSQL on {catalog.host}:{catalog.port}, database {catalog.database}, data in {data}")
@@ -103,7 +108,8 @@ def down(catalog) -> int:
     if not (data / "postmaster.pid").exists():
         print("catalog: no local PostgreSQL running")
         return 0
-    _run("pg_ctl stop", _as_server_user([server_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "120", "stop"]))
+    pg_ctl = server_binary("pg_ctl")
+    _run("pg_ctl stop", _as_server_user([pg_ctl, "-D", str(data), "-m", "fast", "-w", "-t", "120", "stop"]))
     print("catalog: PostgreSQL stopped")
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+PAUSE = 0.5  # seconds between a client's queries: the link run shares the machine's cores with the endpoint
 QUERY = "select source_system, count(*) as n from bold.crosswalk group by source_system order by source_system"
 
 
@@ -32,6 +33,7 @@ def read_until_stopped(client: int, url: str, out: Path, stop: Path, lock: threa
             f.write(json.dumps({"client": client, "started": started, "ended": time.time(), **answer}) + "\n")
         if stopping:
             break
+        time.sleep(PAUSE)
     session.stop()
 
 
