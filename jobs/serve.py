@@ -32,7 +32,7 @@ SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
-def token(serve) -> str:
+def token(serve, where: str = "serve") -> str:
     """The endpoint's token from its variable or file; a new random one in the file when there is neither."""
     path = serve.token_path()
     if not os.environ.get(serve.token_env) and not path.exists():
@@ -40,7 +40,7 @@ def token(serve) -> str:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(32) + "\n")
         print(f"endpoint token written to {path} (mode 600)")
-    return read_secret(serve.token_env, path, "endpoint token", "serve")
+    return read_secret(serve.token_env, path, "endpoint token", where)
 
 
 def url(serve, token_value: str | None) -> str:
@@ -89,7 +89,7 @@ def up(config, wait_seconds: float) -> int:
         return 0
     if listening(serve.host, serve.port):
         raise SystemExit(f"{serve.host}:{serve.port} is taken by another process; set serve.port")
-    token_value = token(serve)
+    token_value = token(serve, f"{config.file}: serve")
     state = serve.state_dir
     state.mkdir(parents=True, exist_ok=True)
     props_file = state / "server.properties"

@@ -11,7 +11,7 @@ import sys
 
 from _common import parser, run
 
-from bold_spark.session import SESSION_DEFAULTS, build_session, catalog_conf, session_jars
+from bold_spark.session import SESSION_DEFAULTS, build_session, catalog_conf, read_secret, session_jars
 
 
 def spark_sql_command(config) -> str:
@@ -41,13 +41,14 @@ def endpoint_session(config):
     """A Spark Connect session on make serve's endpoint when the shared catalog's one is up, else None."""
     if config.spark.catalog.type != "postgres":
         return None
-    from serve import running, token, url
+    from serve import running, url
 
     if not running(config.serve):
         return None
     from pyspark.sql import SparkSession
 
-    return SparkSession.builder.remote(url(config.serve, token(config.serve))).create()
+    token = read_secret(config.serve.token_env, config.serve.token_path(), "endpoint token", f"{config.file}: serve")
+    return SparkSession.builder.remote(url(config.serve, token)).create()
 
 
 def main(args, config) -> int:
