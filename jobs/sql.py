@@ -1,7 +1,7 @@
 """Query the persistent catalog from a new process: python jobs/sql.py "select ... from bold.crosswalk".
 
 With the shared catalog and its endpoint up (make serve), the query goes through the endpoint instead: no JVM of its
-own, and the answer comes in a second or two.
+own to start (13 s against 40 s or more for a session of its own on a busy machine).
 """
 from __future__ import annotations
 
