@@ -26,7 +26,6 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window, functions as F, types as T
 
-from bold_spark.clustering.components import connected_components
 from bold_spark.config import OutputTables
 from bold_spark.crosswalk.stable_ids import record_key
 from bold_spark.errors import DataQualityError
@@ -190,34 +189,39 @@ def unknown_records(new: DataFrame, crosswalk: DataFrame) -> list[tuple[int, str
 
 def contradictions(decisions: DataFrame) -> list[tuple[int | None, str]]:
     """decisions(PAIR..., decision, row: the file's line, null for the table's) that hold together -> (row,
-    reason) for each cannot_link whose two records must_link decisions join, by connected components over the
-    must_link pairs (bounded: the contradicting decisions)."""
-    keyed = decisions.select(record_key(F.col("source_system_l"), F.col("source_record_id_l")).alias("src"),
-                             record_key(F.col("source_system_r"), F.col("source_record_id_r")).alias("dst"),
-                             "decision", "row")
-    must = keyed.where(F.col("decision") == MUST_LINK)
-    if must.limit(1).count() == 0:
-        return []
-    person = connected_components(must.select("src", "dst"))
-    cannot = (keyed.where(F.col("decision") == CANNOT_LINK)
-              .join(person.toDF("src", "person_l"), "src", how="inner")
-              .join(person.toDF("dst", "person_r"), "dst", how="inner")
-              .where(F.col("person_l") == F.col("person_r")).select("row", F.col("person_l").alias("person")))
-    if cannot.limit(1).count() == 0:
-        return []
-    chains = (must.join(person.toDF("src", "person"), "src", how="inner")
-              .join(cannot.select("person").distinct(), "person", how="left_semi")
-              .groupBy("person").agg(F.sort_array(F.collect_set("row")).alias("must_rows"),
-                                     F.count(F.lit(1)).alias("must_links")))
-    found = cannot.join(chains, "person", how="inner").collect()  # bounded: contradicting decisions
+    reason) for each cannot_link whose two records a chain of must_link decisions joins (components of the
+    must_link pairs). Decisions are made one by one by people, so even years of them are a small list: they are
+    brought to the driver, as keys only, and joined with a union-find (a Spark connected components on a few
+    hundred pairs costs a minute of per-query overhead)."""
+    keyed = decisions.select(record_key(F.col("source_system_l"), F.col("source_record_id_l")).alias("a"),
+                             record_key(F.col("source_system_r"), F.col("source_record_id_r")).alias("b"),
+                             "decision", "row").collect()  # bounded: decisions people made
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for r in keyed:
+        if r["decision"] == MUST_LINK:
+            parent[root(r["a"])] = root(r["b"])
+    chains: dict[str, list[int | None]] = {}
+    for r in keyed:
+        if r["decision"] == MUST_LINK:
+            chains.setdefault(root(r["a"]), []).append(r["row"])
     out = []
-    for r in found:
-        in_file = [x for x in r["must_rows"] if x is not None]
-        earlier = r["must_links"] - len(in_file)
-        by = ", ".join(filter(None, [f"row(s) {', '.join(map(str, in_file))}" if in_file else "",
-                                     f"{earlier} decision(s) already in the table" if earlier else ""]))
-        out.append((r["row"], f"cannot_link contradicts must_link decisions that make both records one person "
-                              f"({by})"))
+    for r in keyed:
+        if r["decision"] == CANNOT_LINK and root(r["a"]) == root(r["b"]):
+            rows = chains[root(r["a"])]
+            in_file = sorted(x for x in rows if x is not None)
+            earlier = len(rows) - len(in_file)
+            by = ", ".join(filter(None, [f"row(s) {', '.join(map(str, in_file))}" if in_file else "",
+                                         f"{earlier} decision(s) already in the table" if earlier else ""]))
+            out.append((r["row"], f"cannot_link contradicts must_link decisions that make both records one person "
+                                  f"({by})"))
     return out
 
 
