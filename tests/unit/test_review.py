@@ -161,3 +161,22 @@ def test_the_queue_holds_pairs_near_the_threshold_and_the_weakest_edges_of_flagg
     assert queue[1]["priority"] == pytest.approx(0.75) and queue[2]["cluster_id_l"] != queue[2]["cluster_id_r"]
     assert queue[0]["comparison_levels"] == {"first_name": 2}
     assert {r["run_id"] for r in queue} == {"run"}
+
+
+@pytest.mark.parametrize("review, key", [({"band_match_weight": -1}, "review.band_match_weight"),
+                                         ({"edges_per_flagged_cluster": 2.5}, "review.edges_per_flagged_cluster"),
+                                         ({"band": 2}, "review")])
+def test_review_settings_are_checked_with_the_file_and_key(tmp_path, review, key):
+    import yaml
+
+    from bold_spark.config import load_config
+    from bold_spark.errors import ConfigError
+    from tests.integration.conftest import PROJECT_ROOT
+
+    conf = yaml.safe_load((PROJECT_ROOT / "conf" / "local.yaml").read_text())
+    conf.update(base_dir=str(PROJECT_ROOT), sources=[str(PROJECT_ROOT / "conf" / "sources" / "demo" / "*.yaml")],
+                linkage=str(PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml"),
+                views=str(PROJECT_ROOT / "conf" / conf["views"]), review=review)
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
+    with pytest.raises(ConfigError, match=f"env.yaml: {key.replace('.', '[.]')}"):
+        load_config(tmp_path / "env.yaml")
