@@ -171,7 +171,7 @@ def _same_pair_both_ways(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
     return errors
 
 
-# --- checks against the tables -----------------------------------------------------------------------------------------
+# --- checks against the tables ---------------------------------------------------------------------------------------
 
 def unknown_records(new: DataFrame, crosswalk: DataFrame) -> list[tuple[int, str]]:
     """new(PAIR..., row), crosswalk(source_system, source_record_id) -> (row, reason) per row naming a record the
