@@ -100,9 +100,11 @@ test-fast: setup
 test-processes: setup
 	$(PYTEST) -m processes $(PYTEST_ARGS)
 
-# Accuracy of the current crosswalk against the generator's truth (sample data only)
+# Accuracy of the current crosswalk against the generator's truth (sample data only), or against labelled pairs:
+# make evaluate LABELS=bold.review_decisions (reviewers' decisions, docs/review.md)
+LABELS ?=
 evaluate: setup
-	$(PY) jobs/evaluate.py --conf $(CONF) --truth var/sample/truth --sweep
+	$(PY) jobs/evaluate.py --conf $(CONF) $(if $(LABELS),--labels $(LABELS) --sweep,--truth var/sample/truth --sweep)
 
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup

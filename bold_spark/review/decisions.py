@@ -92,6 +92,13 @@ def read_decisions(spark: SparkSession, output: OutputTables) -> DataFrame | Non
     return current_decisions(spark.table(name))
 
 
+def decisions_as_labels(decisions: DataFrame) -> DataFrame:
+    """REVIEW_DECISIONS rows -> labelled pairs for evaluation (PAIR..., is_match): the latest decision per pair,
+    must_link a match, cannot_link not; so ``make evaluate LABELS=bold.review_decisions`` scores a run on what the
+    reviewers checked."""
+    return current_decisions(decisions).select(*PAIR, (F.col("decision") == MUST_LINK).alias("is_match"))
+
+
 # --- the file ---------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

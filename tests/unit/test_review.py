@@ -11,6 +11,7 @@ from bold_spark.clustering.rules import MUST_LINK_WEIGHT, constrained_merge
 from bold_spark.config import OutputTables
 from bold_spark.review.decisions import (
     DecisionImportError,
+    decisions_as_labels,
     ensure_decisions_table,
     import_decisions,
     parse_decisions_file,
@@ -97,6 +98,10 @@ def test_contradictory_decisions_are_rejected_whole_with_the_rows_that_contradic
     import_decisions(spark, output, _file(tmp_path, "change.csv", "probation,B1,prison,A2,cannot_link,bob,,"),
                      sources=SOURCES)
     assert _decisions(spark, output) == {("A1", "B1"): "must_link", ("A2", "B1"): "cannot_link"}
+    # Decisions are labels for evaluation: the latest per pair, must_link a match.
+    labels = decisions_as_labels(spark.table(output.qualified("review_decisions"))).collect()
+    assert {(r["source_record_id_l"], r["source_record_id_r"]): r["is_match"] for r in labels} == \
+        {("A1", "B1"): True, ("A2", "B1"): False}
 
 
 def test_unknown_records_are_rejected_and_the_same_pair_both_ways_in_one_file(spark, output, tmp_path):
