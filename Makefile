@@ -15,7 +15,7 @@ SYSTEMS ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish review-page sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -105,6 +105,12 @@ test-processes: setup
 LABELS ?=
 evaluate: setup
 	$(PY) jobs/evaluate.py --conf $(CONF) $(if $(LABELS),--labels $(LABELS) --sweep,--truth var/sample/truth --sweep)
+
+# Clerical review (docs/review.md): an HTML page of the review queue's top pairs, with personal values, for
+# reviewers only: make review-page [TOP=100]; then python jobs/review.py import decisions.csv
+TOP ?= 100
+review-page: setup
+	$(PY) jobs/review.py --conf $(CONF) page --top $(TOP)
 
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup

@@ -185,3 +185,25 @@ def test_review_settings_are_checked_with_the_file_and_key(tmp_path, review, key
     (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
     with pytest.raises(ConfigError, match=f"env.yaml: {key.replace('.', '[.]')}"):
         load_config(tmp_path / "env.yaml")
+
+
+def test_the_review_page_shows_both_records_the_waterfall_and_a_form_that_writes_the_decisions_file():
+    import json
+
+    from bold_spark.review.page import render_review_page
+    from tests.integration.conftest import TEST_MODEL
+
+    model = json.loads(TEST_MODEL.read_text())
+    names = [c["output_column_name"] for c in model["comparisons"]]
+    item = {"source_system_l": "prison", "source_record_id_l": "A<1>", "source_system_r": "probation",
+            "source_record_id_r": "B1", "match_weight": 1.5, "match_probability": 0.74,
+            "comparison_levels": {n: 1 for n in names}, "cluster_id_l": "P1", "cluster_id_r": "P2",
+            "reason": "near_threshold", "priority": 0.9, "first_name_l": "john", "first_name_r": "jon",
+            "surname_l": "smith", "surname_r": "smith"}
+    page = render_review_page([item], model, run_id="run1")
+    assert "john" in page and "jon" in page and "A&lt;1&gt;" in page  # values escaped, side by side
+    assert page.count('class="differ"') == 1  # first_name differs, surname does not
+    assert "<svg" in page and "not linked now" in page
+    assert 'data-pair="[&quot;prison&quot;, &quot;A&lt;1&gt;&quot;' in page
+    assert "source_system_l,source_record_id_l,source_system_r,source_record_id_r,decision" in page
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # self-contained
