@@ -56,8 +56,8 @@ from bold_spark.pipeline import (
     prepare_input,
     read_sources,
     recorded_run,
+    write_review_queue,
 )
-from bold_spark.pipeline import write_review_queue
 from bold_spark.review.apply import applicable_decisions, count_unmet, unmet, with_decision_reasons
 from bold_spark.review.decisions import read_decisions
 from bold_spark.schemas import CROSSWALK, MATCH_EDGES, conform
