@@ -17,7 +17,7 @@ MASTER_URL := spark://127.0.0.1:7077
 # catalog-up, serve and their -down targets: conf/shared.yaml unless CONF names another environment
 SHARED_CONF := $(or $(filter-out conf/local.yaml,$(CONF)),conf/shared.yaml)
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean review-page
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -103,9 +103,17 @@ test-fast: setup
 test-processes: setup
 	$(PYTEST) -m processes $(PYTEST_ARGS)
 
-# Accuracy of the current crosswalk against the generator's truth (sample data only)
+# Accuracy of the current crosswalk against the generator's truth (sample data only), or against labelled pairs:
+# make evaluate LABELS=bold.review_decisions (reviewers' decisions, docs/review.md)
+LABELS ?=
 evaluate: setup
-	$(PY) jobs/evaluate.py --conf $(CONF) --truth var/sample/truth --sweep
+	$(PY) jobs/evaluate.py --conf $(CONF) $(if $(LABELS),--labels $(LABELS) --sweep,--truth var/sample/truth --sweep)
+
+# Clerical review (docs/review.md): an HTML page of the review queue's top pairs, with personal values, for
+# reviewers only: make review-page [TOP=100]; then python jobs/review.py import decisions.csv
+TOP ?= 100
+review-page: setup
+	$(PY) jobs/review.py --conf $(CONF) page --top $(TOP)
 
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup

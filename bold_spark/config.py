@@ -19,6 +19,7 @@ import yaml
 
 from bold_spark.clustering.rules import ConstraintSettings, parse_constraints
 from bold_spark.errors import ConfigError
+from bold_spark.review.settings import ReviewSettings, parse_review
 
 # Canonical columns a source maps from one of its own columns, standardised as their names say.
 SIMPLE_CANONICAL_FIELDS = (
@@ -114,6 +115,8 @@ class OutputTables:
     cluster_events: str = "cluster_events"  # what each run did to person ids (new, split, merged, retired)
     cluster_events_candidate: str = "cluster_events_candidate"  # a held run's events, published with its crosswalk
     record_groups: str = "record_groups"  # per record: event date, sex, age band, region (no personal values)
+    review_decisions: str = "review_decisions"  # reviewers' must_link / cannot_link decisions (bold_spark/review/)
+    review_queue: str = "review_queue"  # the pairs the latest run asks a reviewer to look at
 
     def qualified(self, table: str) -> str:
         return f"{self.database}.{getattr(self, table)}"
@@ -325,6 +328,8 @@ class JobConfig:
     # Which records are different people whatever their match weight (bold_spark/clustering/rules.py).
     constraints: ConstraintSettings = field(default_factory=ConstraintSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    # What bold.review_queue holds (bold_spark/review/settings.py); not in the digest: it decides no cluster.
+    review: ReviewSettings = field(default_factory=ReviewSettings)
 
     def validation_for(self, source: SourceConfig) -> ValidationPolicy:
         """The environment's validation policy with the source's own overrides applied."""
@@ -901,7 +906,8 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     database = out_node.str("database")
     names = {}
     for key in ("crosswalk", "match_edges", "rejects", "link_runs", "evaluations", "run_quality",
-                "crosswalk_candidate", "cluster_events", "cluster_events_candidate", "record_groups"):
+                "crosswalk_candidate", "cluster_events", "cluster_events_candidate", "record_groups",
+                "review_decisions", "review_queue"):
         value = out_node.str(key, required=False, default=key)
         if not _IDENTIFIER.match(value):
             out_node.fail("expected a table name of letters, digits and underscores", key)
@@ -949,6 +955,8 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     constraints = (parse_constraints(constraints_node, sources={s.name: s for s in sources},
                                      comparisons=comparison_names(linkage)) if constraints_node
                    else ConstraintSettings())
+    review_node = top.node("review", required=False)
+    review = parse_review(review_node) if review_node else ReviewSettings()
     views_file = top.str("views", required=False)  # the programme's SQL views (bold_spark/views): a file of its own
     views = None
     if views_file:
@@ -960,4 +968,4 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
                      scratch_dir=scratch_dir, state_dir=state_dir,
                      state_retention_days=state_retention_days, quality=quality, publish_gate=publish_gate,
                      report=report, validation=validation, privacy=privacy, views=views, constraints=constraints,
-                     serve=serve)
+                     serve=serve, review=review)

@@ -56,7 +56,10 @@ from bold_spark.pipeline import (
     prepare_input,
     read_sources,
     recorded_run,
+    write_review_queue,
 )
+from bold_spark.review.apply import applicable_decisions, count_unmet, unmet, with_decision_reasons
+from bold_spark.review.decisions import read_decisions
 from bold_spark.schemas import CROSSWALK, MATCH_EDGES, conform
 from bold_spark.standardise.person import accepted_records, rejected_records
 
@@ -217,15 +220,21 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                                                 .select(*KEYS)).distinct().checkpoint()
                 else:
                     dirty = dirty_records(changed, previous.select(*KEYS), accepted_keys).checkpoint()
+                decisions = applicable_decisions(read_decisions(spark, out), accepted_keys)
+                if decisions is not None:  # decisions the published clusters do not meet yet (new ones): their
+                    # records are relinked like changed ones, so the clusters holding them are recomputed
+                    dirty = dirty.unionByName(_sides(unmet(decisions, previous))).distinct().checkpoint()
                 dirty_count = dirty.count()
                 log.info("incremental link: %d records to relink", dirty_count)
             try:
+                record.count_decisions(decisions, None)
                 if dirty_count == 0:
                     _publish_nothing(record, previous)
+                    record.review_decisions_unmet = None if decisions is None else 0
                     _store_records(prepared, config, record.run_id)  # the next run starts here
                     return record
                 _relink(spark, config, record, persons, dirty, dirty_count, previous, old_edges, prepared, settings,
-                        threshold)
+                        threshold, decisions)
             finally:
                 prepared.release()
     return record
@@ -260,8 +269,13 @@ def _publish_nothing(record: RunRecord, previous: DataFrame) -> None:
     record.crosswalk_rows, record.clusters, record.edges_recorded = int(totals["rows"]), int(totals["clusters"]), 0
 
 
+def _sides(pairs: DataFrame) -> DataFrame:
+    """(source_system, source_record_id) of both sides of ``pairs`` (EDGE_KEYS)."""
+    return _side(pairs, "l").unionByName(_side(pairs, "r"))
+
+
 def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, old_edges, prepared, settings,
-            threshold) -> None:
+            threshold, decisions=None) -> None:
     """``dirty_keys``: the ``dirty_count`` records to relink. Joins take them (and the frames derived from them)
     hinted for broadcast when few enough; a hint anywhere but a join's right side only makes Spark log a warning."""
     out = config.output
@@ -300,7 +314,11 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
             # members of one previous cluster, a new one joins two seeds): clustering and best edges need no other.
             # Under constraints an old edge may join two previous clusters a constraint kept apart; when only one
             # of them is affected the edge is left out, and the other keeps its cluster (the constraint still holds).
-            strong = _edges_within(edges_now.where(F.col("match_probability") >= threshold), nodes).checkpoint()
+            # A reviewer's must_link is an edge of probability 1 (bold_spark/review/apply.py); both its records are
+            # seeds whenever it is not met yet, and in one previous cluster once it is.
+            clustered_edges = (edges_now if decisions is None
+                               else edges_now.unionByName(decisions.must_link_edges(run_id=record.run_id)))
+            strong = _edges_within(clustered_edges.where(F.col("match_probability") >= threshold), nodes).checkpoint()
             clustering_nodes, rules = nodes, ()
             if config.constraints.any:  # a record gone from the sources has no constraint columns: constrains nothing
                 rules = (pair_rules(config.constraints, splink_model.load_model_json(config.linkage.model_path))
@@ -310,15 +328,23 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
                 clustering_nodes = nodes.join(clustering_input(accepted_now, config.constraints, rules), KEYS,
                                               how="left")
             clusters = cluster_records(clustering_nodes, strong, threshold=threshold, constraints=config.constraints,
-                                       rules=rules)
+                                       rules=rules, cannot_link=None if decisions is None else decisions.cannot_link())
             components = clusters.records.checkpoint()
-            record.constraints = summarise_splits(clusters.splits, config.constraints)
+            record.constraints = summarise_splits(clusters.splits, config.constraints,
+                                                  decisions=decisions is not None)
+            record.count_decisions(decisions, record.constraints)
             assignment = assign_stable_ids(components, prev_affected, run_id=record.run_id, issued=issued,
                                            at=record.started_at, reuse=lambda frame: frame.checkpoint())
             rows = finish_crosswalk(assignment.crosswalk_ids, strong, threshold=threshold, run_id=record.run_id,
                                     split=clusters.splits is not None).checkpoint()
             xw_changes = crosswalk_changes(rows, previous, dirty_gone).checkpoint()
-            events = assignment.events.checkpoint()  # its plan reads cluster_events, which it replaces rows of
+            # Its plan reads cluster_events, which it replaces rows of: checkpointed.
+            events = with_decision_reasons(assignment.events, decisions, previous=previous,
+                                           current=assignment.crosswalk_ids).checkpoint()
+            if decisions is not None:  # the records of untouched clusters keep their previous cluster
+                now = (previous.select(*KEYS, "cluster_id").join(rows.select(*KEYS), KEYS, how="left_anti")
+                       .unionByName(rows.select(*KEYS, "cluster_id")))
+                record.review_decisions_unmet = count_unmet(decisions, now)
             ops = xw_changes.agg(F.count(F.when(F.col("_op") == "delete", 1)).alias("deleted"),
                                  F.count(F.when(F.col("_op") == "upsert", 1)).alias("upserted")).first()  # one row
             upserts = xw_changes.where(F.col("_op") == "upsert").select(*KEYS)
@@ -347,6 +373,10 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
             by_size = (spark.table(out.qualified("crosswalk")).groupBy("cluster_size")
                        .agg(F.count(F.lit(1)).alias("rows")).collect())  # bounded: one row per cluster size
             record.clusters = sum(row["rows"] // row["cluster_size"] for row in by_size)
+            # The queue from the tables as they are now: the edge store and crosswalk after the MERGEs.
+            write_review_queue(spark.table(out.qualified("match_edges")), spark.table(out.qualified("crosswalk")),
+                               prepared.standardised.where(F.col("reject_reason").isNull()), config,
+                               run_id=record.run_id, decided=None if decisions is None else decisions.pairs)
         new_edges.unpersist()
     finally:
         scoring.close()

@@ -51,6 +51,10 @@ from bold_spark.quality.groups import record_groups
 from bold_spark.quality.report import render_report, sample_edges, write_report
 from bold_spark.quality.run_quality import run_quality, write_run_quality
 from bold_spark.views.catalog import create_views
+from bold_spark.clustering.rules import CANNOT_LINK
+from bold_spark.review.apply import applicable_decisions, count_unmet, with_decision_reasons
+from bold_spark.review.decisions import read_decisions
+from bold_spark.review.queue import review_queue
 from bold_spark.standardise.person import (
     COUNT_COLUMNS,
     _as_text,
@@ -109,6 +113,11 @@ class RunRecord:
     spark_jobs: int | None = None
     stage_queries: dict[str, int] = field(default_factory=dict)  # Spark SQL queries per stage (logged, and in bench)
     activity: Callable[[], tuple[int, int] | None] | None = field(default=None, repr=False)  # set by recorded_run
+    # Clerical review (bold_spark/review/apply.py); None when bold.review_decisions holds no decision.
+    review_decisions_applied: int | None = None
+    review_decisions_not_applicable: int | None = None
+    review_edges_cut: int | None = None
+    review_decisions_unmet: int | None = None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -138,6 +147,9 @@ class RunRecord:
             "model_trained_by_run": self.model.trained_by_run if self.model else None,
             "model_training_inputs": self.model.training_inputs if self.model else None,
             "model_differences": self.model.differences if self.model else None,
+            "review_decisions_applied": self.review_decisions_applied,
+            "review_decisions_not_applicable": self.review_decisions_not_applicable,
+            "review_edges_cut": self.review_edges_cut, "review_decisions_unmet": self.review_decisions_unmet,
         }
 
     def use_model(self, config: JobConfig) -> Any:
@@ -146,6 +158,13 @@ class RunRecord:
         self.model = splink_model.model_in_use(config.linkage)
         self.model_id = self.model.model_id
         return self.model.settings
+
+    def count_decisions(self, applied: Any, splits: dict[str, Any] | None) -> None:
+        """What review.apply.applicable_decisions counted, and the edges the merge refused for cannot_link."""
+        if applied is None:
+            return
+        self.review_decisions_applied, self.review_decisions_not_applicable = applied.applied, applied.not_applicable
+        self.review_edges_cut = int(((splits or {}).get("refused") or {}).get(CANNOT_LINK, 0))
 
 
 @dataclass
@@ -356,6 +375,15 @@ def _inputs_for_record(prepared: PreparedInput) -> list[dict[str, Any]]:
             for s in prepared.snapshots]
 
 
+def write_review_queue(edges: DataFrame, crosswalk: DataFrame, accepted: DataFrame, config: JobConfig, *,
+                       run_id: str, decided: DataFrame | None) -> None:
+    """Replace <database>.<review_queue> with this run's queue (bold_spark/review/queue.py)."""
+    queue = review_queue(edges, crosswalk, accepted, threshold=config.linkage.cluster_threshold,
+                         settings=config.review, implausible_size=config.quality.implausible_cluster_size,
+                         run_id=run_id, decided=decided)
+    overwrite_table(queue, config.output.qualified("review_queue"))
+
+
 def record_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> None:
     ensure_database(spark, config.output)
     # Totals over the sources, so "read = crosswalk + rejects" is one query on bold.link_runs.
@@ -468,17 +496,25 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
             model_json = splink_model.load_model_json(config.linkage.model_path)  # the loader that says to retrain
             with record.stage("clustering"):
                 rules = pair_rules(config.constraints, model_json) if config.constraints.must_agree else ()
+                # Reviewers' decisions (bold_spark/review/apply.py): must_link as edges, cannot_link kept apart.
+                decisions = applicable_decisions(read_decisions(spark, out),
+                                                 accepted_frame.select("source_system", "source_record_id"))
+                previous = history.previous_crosswalk(spark, out)
                 # Ids carried forward from the published crosswalk (pinned version); see crosswalk/stable_ids.py.
                 crosswalk, events, splits = build_crosswalk(
-                    clustering_input(with_compared_columns(accepted_frame, rules), config.constraints, rules), edges,
+                    clustering_input(with_compared_columns(accepted_frame, rules), config.constraints, rules),
+                    edges if decisions is None else edges.unionByName(decisions.must_link_edges(run_id=record.run_id)),
                     threshold=config.linkage.cluster_threshold, run_id=record.run_id,
-                    previous=history.previous_crosswalk(spark, out), issued=history.issued_cluster_ids(spark, out),
-                    at=record.started_at, constraints=config.constraints, rules=rules)
-                record.constraints = summarise_splits(splits, config.constraints)
+                    previous=previous, issued=history.issued_cluster_ids(spark, out),
+                    at=record.started_at, constraints=config.constraints, rules=rules,
+                    cannot_link=None if decisions is None else decisions.cannot_link())
+                record.constraints = summarise_splits(splits, config.constraints, decisions=decisions is not None)
+                record.count_decisions(decisions, record.constraints)
                 # Checkpointed (run scratch dir), not only cached: their plans read the crosswalk and cluster_events
                 # they will overwrite, which Spark refuses; a checkpoint cuts that lineage.
                 crosswalk = crosswalk.checkpoint()
-                events = events.checkpoint()
+                events = with_decision_reasons(events, decisions, previous=previous, current=crosswalk).checkpoint()
+                record.review_decisions_unmet = count_unmet(decisions, crosswalk)
                 totals = crosswalk.agg(F.count(F.lit(1)).alias("rows"),
                                        F.countDistinct("cluster_id").alias("clusters")).first()  # bounded
                 record.crosswalk_rows, record.clusters = int(totals["rows"]), int(totals["clusters"])
@@ -512,6 +548,9 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                 }
                 if not config.privacy.pseudonymise:  # incremental runs need the sources' own ids; these have none
                     writes["state"] = lambda: write_state(prepared.standardised, config, run_id=record.run_id)
+                writes["review_queue"] = lambda: write_review_queue(
+                    edges, crosswalk, accepted_frame, config, run_id=record.run_id,
+                    decided=None if decisions is None else decisions.pairs)
                 write_concurrently(writes)
                 if decision.publish:
                     # Published last, in one transaction: readers see the previous crosswalk or this one; then

@@ -107,6 +107,14 @@ LINK_RUNS = T.StructType([
         T.StructField("records_read", T.LongType()),
     ]))),
     T.StructField("model_differences", T.ArrayType(T.StringType())),
+    # Clerical review (bold_spark/review/): the current decisions whose two records are both in this run's accepted
+    # input (applied), those with a record no longer there (withdrawn at source or now rejected: reported, not
+    # applied), edges at the threshold cut to keep cannot_link pairs apart, and applied decisions the published
+    # clusters still contradict (only possible when decisions inserted by SQL contradict each other).
+    T.StructField("review_decisions_applied", T.LongType()),
+    T.StructField("review_decisions_not_applicable", T.LongType()),
+    T.StructField("review_edges_cut", T.LongType()),
+    T.StructField("review_decisions_unmet", T.LongType()),
 ])
 
 # One row per (run, truth) for the whole crosswalk (source_system_l/r null) and one per unordered source pair
@@ -158,6 +166,9 @@ CLUSTER_EVENTS = T.StructType([
     T.StructField("related_cluster_id", T.StringType()),
     T.StructField("records", T.LongType(), False),
     T.StructField("at", T.TimestampType(), False),
+    # Added later (null in older rows): why, when a review decision caused it: cannot_link (a split) or must_link (a
+    # merge); null for changes the scores and constraints made on their own.
+    T.StructField("reason", T.StringType()),
 ])
 
 # bold.run_quality: what every run says about itself without truth, one row per (run, metric, dimension keys), so
@@ -187,4 +198,38 @@ RECORD_GROUPS = T.StructType([
     T.StructField("sex", T.StringType(), False),
     T.StructField("age_band", T.StringType(), False),
     T.StructField("region", T.StringType(), False),
+])
+
+
+# bold.review_decisions: what reviewers decided about pairs of records, append-only (bold_spark/review/decisions.py).
+# Loaded by jobs/review.py import (validated, all or nothing) or by SQL INSERT; every later run reads it. The latest
+# decision on a pair (decided_at) is the one that holds. ``reason`` is the reviewer's own text.
+REVIEW_DECISIONS = T.StructType([
+    T.StructField("source_system_l", T.StringType(), False),
+    T.StructField("source_record_id_l", T.StringType(), False),
+    T.StructField("source_system_r", T.StringType(), False),
+    T.StructField("source_record_id_r", T.StringType(), False),
+    T.StructField("decision", T.StringType(), False),  # must_link or cannot_link
+    T.StructField("reviewer", T.StringType(), False),
+    T.StructField("reason", T.StringType()),
+    T.StructField("decided_at", T.TimestampType(), False),
+])
+
+# bold.review_queue: the pairs a reviewer should look at after the latest link run (bold_spark/review/queue.py), one
+# row per pair, ids and comparison levels only; replaced by every run. reason: near_threshold (match probability in
+# the configured band around cluster_threshold) or flagged_cluster:<why> (an edge holding together a cluster the
+# quality measures flag: too_large, date_of_birth, sex). Highest priority first.
+REVIEW_QUEUE = T.StructType([
+    T.StructField("run_id", T.StringType(), False),
+    T.StructField("source_system_l", T.StringType(), False),
+    T.StructField("source_record_id_l", T.StringType(), False),
+    T.StructField("source_system_r", T.StringType(), False),
+    T.StructField("source_record_id_r", T.StringType(), False),
+    T.StructField("match_weight", T.DoubleType()),
+    T.StructField("match_probability", T.DoubleType()),
+    T.StructField("comparison_levels", T.MapType(T.StringType(), T.IntegerType())),
+    T.StructField("cluster_id_l", T.StringType()),
+    T.StructField("cluster_id_r", T.StringType()),
+    T.StructField("reason", T.StringType(), False),
+    T.StructField("priority", T.DoubleType(), False),
 ])

@@ -4,9 +4,11 @@
     python jobs/evaluate.py --run-id 20260101T120000Z-1a2b3c4d --labels review.labelled_pairs
     python jobs/evaluate.py --truth ref.people --truth-columns source_record_id=case_ref,person_id=person_key
     python jobs/evaluate.py --truth var/sample/truth --sweep            # precision/recall/F1 by cluster_threshold
+    python jobs/evaluate.py --labels bold.review_decisions              # against reviewers' decisions
 
 A truth table has source_system, source_record_id and person_id; a labelled-pairs table has source_system_l,
-source_record_id_l, source_system_r, source_record_id_r and is_match. Either is a Delta path or a catalog table.
+source_record_id_l, source_system_r, source_record_id_r and is_match (or, as bold.review_decisions has, a decision:
+the latest per pair counts, must_link a match). Either is a Delta path or a catalog table.
 Results replace the run's earlier rows for the same truth in <database>.<evaluations>.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bold_spark.io.state import state_path
 from bold_spark.clustering.constrained import clustering_input, pair_rules, with_compared_columns
 from bold_spark.linkage.model import load_model_json, register_similarity_functions
 from bold_spark.quality.evaluate import Evaluation, conform_labels, conform_truth, evaluate_run, threshold_sweep
+from bold_spark.review.decisions import decisions_as_labels
 from bold_spark.session import build_session
 
 _CATALOG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
@@ -92,6 +95,8 @@ def main(args, config) -> int:
     description = ref.describe()
     spark = build_session(config.spark)
     df = read_table(spark, ref)
+    if args.labels and not columns and "decision" in df.columns and "is_match" not in df.columns:
+        df = decisions_as_labels(df)  # bold.review_decisions: the latest decision per pair, must_link a match
     if args.truth:
         inputs = {"truth": conform_truth(df, columns=columns, description=description)}
     else:

@@ -22,7 +22,13 @@ from typing import Any
 
 from pyspark.sql import DataFrame, functions as F, types as T
 
-from bold_spark.clustering.rules import ONE_PER_PERSON, ConstraintSettings, constrained_merge, disagreement_kind
+from bold_spark.clustering.rules import (
+    CANNOT_LINK,
+    ONE_PER_PERSON,
+    ConstraintSettings,
+    constrained_merge,
+    disagreement_kind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,22 +141,39 @@ def disagreeing_pairs(members: DataFrame, rules: Sequence[PairRule]) -> DataFram
     return pairs.select("component", "node_l", "node_r", kind.alias("kind")).where(F.col("kind").isNotNull())
 
 
+def decided_apart(components: DataFrame, cannot_link: DataFrame) -> DataFrame:
+    """components(node, component), cannot_link(node_l, node_r) (a reviewer's decisions) -> (component, node_l,
+    node_r, kind): the pairs connected components put in one component, which must end in two clusters."""
+    comp = components.select("node", "component")
+    return (cannot_link.join(comp.toDF("node_l", "component"), "node_l", how="inner")
+            .join(comp.toDF("node_r", "component_r"), "node_r", how="inner")
+            .where(F.col("component") == F.col("component_r"))
+            .select("component", "node_l", "node_r", F.lit(CANNOT_LINK).alias("kind")))
+
+
 def split_components(components: DataFrame, linking: DataFrame, attributes: DataFrame, *,
-                     constraints: ConstraintSettings, rules: Sequence[PairRule] = ()) -> tuple[DataFrame, DataFrame]:
+                     constraints: ConstraintSettings, rules: Sequence[PairRule] = (),
+                     cannot_link: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
     """components(node, component), linking(src, dst, match_weight) at the threshold, attributes(node, once_key,
-    date_of_birth, <identifiers>, <the pair rules' columns>) -> ((node, component) with violating components
-    split, one row per component that was re-clustered: component, violated kinds, refused edges per kind,
-    clusters it became).
+    date_of_birth, <identifiers>, <the pair rules' columns>; only node without constraints) -> ((node, component)
+    with violating components split, one row per component that was re-clustered: component, violated kinds,
+    refused edges per kind, clusters it became). ``cannot_link(node_l, node_r)``: pairs reviewers decided are two
+    people, kept apart by the same merge (kind ``cannot_link``).
 
     Give a checkpointed ``components``: it is read by the aggregate, the re-clustering and the final join.
     """
     members = components.join(attributes, "node", how="left")
     suspects = (members.groupBy("component").agg(_suspect(constraints).alias("suspect"))
-                .where(F.col("suspect")).select("component"))
+                .where(F.col("suspect")).select("component")) if constraints.any else None
+    parts = ([disagreeing_pairs(members, rules)] if rules else []) + (
+        [decided_apart(components, cannot_link)] if cannot_link is not None else [])
     apart = None
-    if rules:  # the pairs a rule keeps apart, found for every component (checkpointed: read twice)
-        apart = disagreeing_pairs(members, rules).checkpoint()
-        suspects = suspects.unionByName(apart.select("component")).distinct()
+    if parts:  # the pairs a rule or a reviewer keeps apart, found for every component (checkpointed: read twice)
+        apart = reduce(DataFrame.unionByName, parts).checkpoint()
+        suspects = (apart.select("component") if suspects is None
+                    else suspects.unionByName(apart.select("component"))).distinct()
+    if suspects is None:
+        suspects = components.select("component").limit(0)
     suspect_members = members.join(suspects, "component", how="left_semi")
     suspect_edges = (linking.join(components.select(F.col("node").alias("src"), "component"), "src", how="inner")
                      .join(suspects, "component", how="left_semi")
@@ -172,12 +195,14 @@ def split_components(components: DataFrame, linking: DataFrame, attributes: Data
     return split, stats
 
 
-def summarise(stats: DataFrame | None, constraints: ConstraintSettings) -> dict[str, Any] | None:
+def summarise(stats: DataFrame | None, constraints: ConstraintSettings, *, decisions: bool = False
+              ) -> dict[str, Any] | None:
     """``split_components``' per-component rows -> figures for the log and bold.run_quality (bounded: one
-    aggregate row); None when no constraint is declared."""
+    aggregate row); None when no constraint is declared and no decision applied. ``decisions``: reviewers'
+    cannot_link pairs took part (kind ``cannot_link``)."""
     if stats is None:
         return None
-    kinds = constraints.kinds()
+    kinds = constraints.kinds() + ([CANNOT_LINK] if decisions else [])
     row = stats.agg(
         F.count(F.lit(1)).alias("checked"),
         F.sum(F.when(F.size("violated") > 0, 1).otherwise(0)).alias("violating"),

@@ -30,6 +30,9 @@ IDENTIFIER_COLUMNS = ("nhs_number", "pnc_id", "nino", "other_id")
 ONE_PER_PERSON = "one_record_per_person"
 DATE_OF_BIRTH = "date_of_birth"
 CANNOT_LINK = "cannot_link"  # a reviewer decided the two records are different people
+# The weight of a reviewer's must_link edge (bold_spark/review/apply.py): joined before any scored edge, and refused
+# by nothing but a reviewer's cannot_link (a reviewer who saw both records outranks a configured rule).
+MUST_LINK_WEIGHT = float("inf")
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,8 @@ def constrained_merge(records: Iterable[Mapping[str, Any]], edges: Iterable[tupl
     records: mappings with ``node``, ``once_key`` (null unless its source holds each person once), the identifier
     columns, ``date_of_birth`` and ``birth_year``; edges: (node, node, match_weight); cannot_link: pairs that are two people, with
     the kind that says so (a review decision, a must_agree comparison; ``cannot_link`` when not given).
-    Ties in weight are broken by the node keys, so a run is repeatable.
+    Ties in weight are broken by the node keys, so a run is repeatable. An edge of weight ``MUST_LINK_WEIGHT`` (a
+    reviewer's must_link) is refused only by a ``cannot_link`` pair, never by a constraint.
     """
     parent: dict[str, str] = {}
     groups: dict[str, _Group] = {}
@@ -221,13 +225,15 @@ def constrained_merge(records: Iterable[Mapping[str, Any]], edges: Iterable[tupl
         whole.absorb(g)
         violated.update(kind for other, kind in apart.get(node, {}).items() if other in members)
     refused: dict[str, int] = {}
-    for a, b, _ in sorted(edges, key=lambda e: (-e[2], min(e[0], e[1]), max(e[0], e[1]))):
+    for a, b, weight in sorted(edges, key=lambda e: (-e[2], min(e[0], e[1]), max(e[0], e[1]))):
         ra, rb = root(a), root(b)
         if ra == rb:
             continue
-        kinds = groups[ra].conflicts(groups[rb], years_apart)
+        forced = weight == MUST_LINK_WEIGHT  # a reviewer's must_link: only a reviewer's cannot_link refuses it
+        kinds = [] if forced else groups[ra].conflicts(groups[rb], years_apart)
         if not kinds:
-            kinds = [kind for n in members[ra] for other, kind in apart.get(n, {}).items() if other in members[rb]][:1]
+            kinds = [kind for n in members[ra] for other, kind in apart.get(n, {}).items() if other in members[rb]
+                     and (not forced or kind == CANNOT_LINK)][:1]
         if kinds:
             refused[kinds[0]] = refused.get(kinds[0], 0) + 1
             continue

@@ -36,13 +36,16 @@ class Clusters:
 
 
 def cluster_records(records: DataFrame, edges: DataFrame, *, threshold: float,
-                    constraints: ConstraintSettings | None = None, rules: Sequence[PairRule] = ()) -> Clusters:
+                    constraints: ConstraintSettings | None = None, rules: Sequence[PairRule] = (),
+                    cannot_link: DataFrame | None = None) -> Clusters:
     """``records(source_system, source_record_id)`` + edges -> each record's component (its own key for a
     singleton). Edges whose ends are not in ``records`` are ignored.
 
     With ``constraints``, ``records`` also carries ``constraint_columns`` (once_key, date_of_birth, the distinct
     identifiers, the columns the pair ``rules`` compare), and a component that breaks a constraint is split
-    (bold_spark/clustering/constrained.py).
+    (bold_spark/clustering/constrained.py). ``cannot_link`` (source_system_l, source_record_id_l, source_system_r,
+    source_record_id_r): reviewers' decisions, split by the same merge; a reviewer's must_link is an edge of
+    ``edges`` (bold_spark/review/apply.py).
     """
     keyed = records.withColumn("node", record_key(F.col("source_system"), F.col("source_record_id")))
     nodes = keyed.select(F.col("node").alias("k"))
@@ -51,9 +54,13 @@ def cluster_records(records: DataFrame, edges: DataFrame, *, threshold: float,
                .join(nodes.withColumnRenamed("k", "dst"), "dst", how="left_semi"))
     components = connected_components(linking.select("src", "dst"))
     splits = None
-    if constraints is not None and constraints.any:
-        components, splits = split_components(components, linking, keyed.drop(*KEYS), constraints=constraints,
-                                              rules=rules)
+    if (constraints is not None and constraints.any) or cannot_link is not None:
+        apart = None if cannot_link is None else cannot_link.select(
+            record_key(F.col("source_system_l"), F.col("source_record_id_l")).alias("node_l"),
+            record_key(F.col("source_system_r"), F.col("source_record_id_r")).alias("node_r"))
+        components, splits = split_components(components, linking, keyed.drop(*KEYS),
+                                              constraints=constraints or ConstraintSettings(), rules=rules,
+                                              cannot_link=apart)
     return Clusters(keyed.join(components, "node", how="left").select(
         *KEYS, F.coalesce(F.col("component"), F.col("node")).alias("component")), splits)
 
@@ -91,15 +98,18 @@ def finish_crosswalk(crosswalk_ids: DataFrame, edges: DataFrame, *, threshold: f
 def build_crosswalk(records: DataFrame, edges: DataFrame, *, threshold: float, run_id: str,
                     previous: DataFrame | None = None, issued: DataFrame | None = None,
                     at: datetime | None = None, constraints: ConstraintSettings | None = None,
-                    rules: Sequence[PairRule] = ()) -> tuple[DataFrame, DataFrame, DataFrame | None]:
+                    rules: Sequence[PairRule] = (), cannot_link: DataFrame | None = None
+                    ) -> tuple[DataFrame, DataFrame, DataFrame | None]:
     """``records(source_system, source_record_id[, constraint columns])`` and scored ``edges`` -> (crosswalk,
     cluster events, components split by constraints or None).
 
     Records are clustered by the edges at or above ``threshold`` (see ``cluster_records``); ids are carried forward
     from ``previous`` (the last published crosswalk) by ``assign_stable_ids``; ``match_probability`` is the best
-    such edge within the record's cluster (null for a singleton).
+    such edge within the record's cluster (null for a singleton). Reviewers' decisions: must_link pairs as edges of
+    ``edges`` (probability 1), ``cannot_link`` pairs as in ``cluster_records``.
     """
-    clusters = cluster_records(records, edges, threshold=threshold, constraints=constraints, rules=rules)
+    clusters = cluster_records(records, edges, threshold=threshold, constraints=constraints, rules=rules,
+                               cannot_link=cannot_link)
     # Checkpointed (the session's checkpoint dir, as connected_components does): the id assignment reads the
     # components several times, and re-planning their lineage for each read is slow.
     components = clusters.records.checkpoint()

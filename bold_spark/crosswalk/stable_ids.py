@@ -113,7 +113,8 @@ def assign_stable_ids(components: DataFrame, previous: DataFrame | None, *, run_
     ids = survivors.unionByName(new_ids)
     crosswalk_ids = comp.join(ids, "component", how="left").select("source_system", "source_record_id", "cluster_id")
     events = (fresh_events.unionByName(merged).unionByName(gone)
-              .withColumn("run_id", F.lit(run_id)).withColumn("at", when))
+              .withColumn("run_id", F.lit(run_id)).withColumn("at", when)
+              .withColumn("reason", F.lit(None).cast("string")))  # review decisions: bold_spark/review/apply.py
     return StableAssignment(crosswalk_ids, conform(events, CLUSTER_EVENTS))
 
 

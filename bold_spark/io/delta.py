@@ -237,6 +237,8 @@ def replace_rows(df: DataFrame, name: str, key: dict[str, str]) -> None:
     location = _location_if_exists(df.sparkSession, name)
     if location:
         condition = " AND ".join(f"{column} = {_sql_string(value)}" for column, value in key.items())
-        df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(location)
+        # mergeSchema: a column added to the contract later (cluster_events.reason) joins an older table
+        df.write.format("delta").mode("overwrite").option("replaceWhere", condition) \
+            .option("mergeSchema", "true").save(location)
     else:
         df.write.format("delta").mode("overwrite").options(**OUTPUT_TABLE_PROPERTIES).saveAsTable(name)

@@ -283,8 +283,8 @@ def test_a_held_run_goes_to_the_candidate_and_is_published_after_review(spark, f
     assert write_crosswalk(frames["previous"], out, GateDecision(True)) == "rq_unit.crosswalk"
     held = GateDecision(False, ["some reason"], {}, "run1")
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    events = spark.createDataFrame([("run2", "merged", "K1", "K2", 3, at), ("run2", "new", "K9", None, 1, at)],
-                                   CLUSTER_EVENTS)
+    events = spark.createDataFrame([("run2", "merged", "K1", "K2", 3, at, None),
+                                    ("run2", "new", "K9", None, 1, at, None)], CLUSTER_EVENTS)
     assert write_crosswalk(frames["crosswalk"], out, held, events=events) == "rq_unit.crosswalk_candidate"
     assert not spark.catalog.tableExists("rq_unit.cluster_events")  # a held run's events are not history yet
     published = previous_published(spark, out)
