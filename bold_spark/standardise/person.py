@@ -19,6 +19,7 @@ from bold_spark.standardise.identifiers import (
 )
 from bold_spark.standardise.names import standardise_name, with_split_full_name
 from bold_spark.standardise.postcodes import (
+    address_status,
     is_placeholder_postcode,
     postcode_district,
     standardise_free_postcode,
@@ -37,6 +38,8 @@ PLACEHOLDER_FIELDS = ("date_of_birth", "postcode", "postcode_district")
 COUNTED_VALUES = (*CHECKED_FIELDS, *(PLACEHOLDER_PREFIX + f for f in PLACEHOLDER_FIELDS))
 
 EARLIEST_BIRTH = "1900-01-01"  # parse_date's earliest plausible date
+# What standardise_source returns (and the stored records of a run hold).
+STANDARDISED_COLUMNS = (*CANONICAL_PERSON.fieldNames(), "event_date", "invalid_fields", "reject_reason")
 
 _SPLIT_NAMES = ("__bold_first_name", "__bold_middle_names", "__bold_surname")
 
@@ -148,6 +151,13 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
         clean["birth_year"] = F.coalesce(year_of_dob, birth_year_from_age(age, at=at))
     else:
         clean["birth_year"] = year_of_dob
+
+    # What a placeholder postcode says (no fixed abode, overseas...): kept beside the person for the views, never
+    # compared. A full postcode says more than a district, so it is read first.
+    statuses = [address_status(raw_values[f], placeholder=placeholder[f]) for f in ("postcode", "postcode_district")
+                if f in placeholder]
+    if statuses:
+        clean["address_status"] = F.coalesce(*statuses)
 
     if source.address:
         clean["address"] = _normalise_address(F.concat_ws(" ", *[_as_text(raw, c) for c in source.address]))

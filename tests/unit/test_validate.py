@@ -225,8 +225,34 @@ def test_a_district_only_source_nulls_the_zz99_district(spark_clean, tmp_path):
 
 def test_a_source_with_one_in_ten_of_no_fixed_abode_runs(spark_clean, tmp_path):
     rows = [(str(i), "Ann", "Smith", "01/02/1980", "ZZ99 3VZ" if i % 10 == 0 else "SW1A 1AA") for i in range(50)]
-    _, profile = run(spark_clean, tmp_path, rows)  # max_unparseable_share 0.05: ZZ99 codes are not unparseable
+    df, profile = run(spark_clean, tmp_path, rows)  # max_unparseable_share 0.05: ZZ99 codes are not unparseable
     assert (profile.postcode_present, profile.postcode_unparseable) == (50, 0)
+    kept = {(r["postcode"], r["address_status"]): r["n"]
+            for r in df.where("reject_reason is null").groupBy("postcode", "address_status").count()
+            .withColumnRenamed("count", "n").collect()}  # bounded: two groups
+    assert kept == {(None, "no_fixed_abode"): 5, ("SW1A1AA", None): 45}  # every record accepted, none compared on ZZ99
+    assert _counts(df) == {"placeholder:postcode": 5}
+
+
+def test_each_kind_of_pseudo_postcode_sets_its_address_status(spark_clean, tmp_path):
+    postcodes = {"1": ("ZZ99 3VZ", "no_fixed_abode"), "2": ("zz993wz", "not_known"),
+                 "3": ("ZZ99 3CZ", "uk_not_specified"), "4": ("ZZ99 1WZ", "uk_not_specified"),
+                 "5": ("ZZ99 2WZ", "uk_not_specified"),
+                 "6": ("ZZ99 3GZ", "uk_not_specified"), "7": ("ZZ99 6CZ", "overseas"),  # India
+                 "8": ("ZZ99", "pseudo_postcode_other"), "9": ("SW1A 1AA", None), "10": (None, None)}
+    df, profile = run(spark_clean, tmp_path, [(k, "Ann", "Li", "01/02/1980", pc) for k, (pc, _) in postcodes.items()])
+    assert profile.postcode_unparseable == 0
+    got = {r["source_record_id"]: (r["postcode"], r["postcode_district"], r["address_status"]) for r in df.collect()}
+    assert got == {k: (("SW1A1AA", "SW1A") if k == "9" else (None, None)) + (status,)
+                   for k, (_, status) in postcodes.items()}
+    assert _counts(df) == {"placeholder:postcode": 8}
+    # a source of districts only: a full pseudo-postcode there says as much; ZZ99 alone says only "placeholder"
+    src = parse_source({"name": "support", "table": {"path": "x"}, "record_id": "id",
+                        "columns": {"surname": "sn", "postcode_district": "district"}}, tmp_path / "s.yaml", tmp_path)
+    raw = spark_clean.createDataFrame([("1", "Li", "ZZ99 3VZ"), ("2", "Ng", "ZZ99"), ("3", "Ho", "M1")],
+                                      "id string, sn string, district string")
+    got = {r["source_record_id"]: r["address_status"] for r in standardise_source(raw, source=src).collect()}
+    assert got == {"1": "no_fixed_abode", "2": "pseudo_postcode_other", "3": None}
 
 
 @pytest.mark.parametrize("validation, message", [
