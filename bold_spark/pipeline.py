@@ -161,8 +161,10 @@ def _validate_and_standardise(config: JobConfig, raws: list[DataFrame], *, lates
                                  whole_sources=whole_sources)
     profiles = {source.name: profile for source, (_, profile) in zip(config.sources, validated)}
     standardised = reduce(DataFrame.unionByName, [
-        standardise_source(raw, source=source, as_of=latest, policy=config.validation_for(source))
-        for source, (raw, _) in zip(config.sources, validated)])
+        standardise_source(raw, source=source, as_of=latest, policy=config.validation_for(source),
+                           frequent=(profile.frequent_hashes()
+                                     if config.validation_for(source).on_frequent_value == "null" else None))
+        for source, (raw, profile) in zip(config.sources, validated)])
     return standardised, profiles
 
 

@@ -1,6 +1,7 @@
 """Input validation: one aggregate pass per source, then a clear error or records sent to the rejects."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,68 @@ def test_placeholder_settings_are_checked_with_the_file_and_key(tmp_path, valida
     (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
     with pytest.raises(ConfigError, match=r"env.yaml: " + message):
         load_config(tmp_path / "env.yaml")
+
+
+# --- frequent values, found from the data ------------------------------------------------------------------------
+
+def _frequent_rows():
+    """200 records: 20 share 15/06/1950 (10%, no listed placeholder), 15 hold 01/01/1900 (listed); 12 Smiths (6%,
+    a common surname, under the 10% share); everyone else distinct."""
+    rows = []
+    for i in range(200):
+        dob = ("15/06/1950" if i < 20 else "01/01/1900" if i < 35
+               else f"{1 + i % 28:02d}/{1 + i % 12:02d}/{1940 + i % 50}")
+        rows.append((str(i), f"Ann{i}", "Smith" if i % 16 == 0 else f"Surname{i}", dob, f"M{1 + i // 9} {1 + i % 9}AB"))
+    return rows
+
+
+def test_a_frequent_date_of_birth_is_nulled_and_counted_as_a_placeholder(spark_clean, tmp_path):
+    policy = ValidationPolicy(frequent_value_min_records=5)  # the default 50 is more than this small source holds
+    src = source(tmp_path)
+    raw, profile = validate_source(spark_clean.createDataFrame(_frequent_rows(), SCHEMA), source=src, policy=policy,
+                                   latest=latest())
+    found = {name: [(v.records, v.present) for v in values] for name, values in profile.frequent_values.items()}
+    # 1900-01-01 is listed already: neither found again nor counted among the 185 dates it is a share of
+    assert found == {"date_of_birth": [(20, 185)], "postcode": [], "first_name": [], "surname": []}
+    df = standardise_source(raw, source=src, as_of=latest(), policy=policy, frequent=profile.frequent_hashes())
+    nulled = {r["source_record_id"] for r in df.where("date_of_birth is null").collect()}  # bounded: 35 rows
+    assert nulled == {str(i) for i in range(35)}
+    assert df.where("surname = 'smith'").count() == 13  # every 16th of 200
+    assert _counts(df) == {"placeholder:date_of_birth": 35}  # found and listed placeholders counted alike
+    # a run without the hashes keeps the date: nulling is what the setting asks, not what validation does
+    kept = standardise_source(raw, source=src, as_of=latest(), policy=policy)
+    assert kept.where("date_of_birth = date'1950-06-15'").count() == 20
+
+
+def test_a_frequent_value_stops_the_run_naming_source_and_field_but_not_the_value(spark_clean, tmp_path):
+    policy = ValidationPolicy(frequent_value_min_records=5, on_frequent_value="fail")
+    with pytest.raises(DataQualityError) as error:
+        run(spark_clean, tmp_path, _frequent_rows(), policy)
+    message = str(error.value)
+    assert re.search(r"housing.yaml: source housing: .*column 'dob' \(key date_of_birth\): one value is held by 20 "
+                     r"of 185 records \(10.8%; validation.frequent_value_shares.date_of_birth: 1.0%; "
+                     r"validation.on_frequent_value: fail\)", message, flags=re.S)
+    assert "1950" not in message and "06" not in message
+
+
+def test_frequent_value_settings_are_checked_with_the_file_and_key(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    conf = {"validation": {"frequent_value_shares": {"surname": 0.2, "postcodes": 0.1}}}
+    with pytest.raises(ConfigError, match=r"validation.frequent_value_shares: unknown key\(s\) 'postcodes'"):
+        _load_with(tmp_path, root, conf)
+    config = _load_with(tmp_path, root, {"validation": {"frequent_value_shares": {"surname": 0.2},
+                                                        "on_frequent_value": "warn"}})
+    assert config.validation.frequent_value_shares["surname"] == 0.2
+    assert config.validation.frequent_value_shares["date_of_birth"] == 0.01  # fields left out keep their default
+
+
+def _load_with(tmp_path, root, extra):
+    import yaml
+
+    conf = yaml.safe_load((root / "conf" / "local.yaml").read_text())
+    conf["validation"] = {**conf["validation"], **extra["validation"]}
+    conf.update(base_dir=str(root), sources=[str(root / "conf" / "sources" / "demo" / "*.yaml")],
+                linkage=str(root / "conf" / "linkage" / "uk_person.yaml"),
+                views=str(root / "conf" / "views" / "programme.yaml"))
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
+    return load_config(tmp_path / "env.yaml")
