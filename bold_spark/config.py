@@ -284,6 +284,9 @@ class JobConfig:
     # Days a replaced version of the stored records stays on disk (VACUUM after each store): a record withdrawn at
     # source is physically gone from state_dir this long after the run that dropped it.
     state_retention_days: float = 7.0
+    # A stage still running after this many seconds logs its Spark jobs, stages and tasks done, and again every as
+    # many seconds (bold_spark/progress.py); 0: never.
+    progress_seconds: float = 30.0
     quality: QualitySettings = field(default_factory=QualitySettings)
     publish_gate: PublishGateSettings = field(default_factory=PublishGateSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
@@ -859,6 +862,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
     state_dir = _resolve(base_dir, top.str("state_dir", required=False, default="var/state"))
     state_retention_days = top.number("state_retention_days", default=7.0, low=0)
+    progress_seconds = top.number("progress_seconds", default=30.0, low=0)
     validation_node = top.node("validation", required=False)
     validation = ValidationPolicy(**_parse_validation(validation_node)) if validation_node else ValidationPolicy()
     privacy_node = top.node("privacy", required=False)
@@ -878,5 +882,6 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
                      scratch_dir=scratch_dir, state_dir=state_dir,
-                     state_retention_days=state_retention_days, quality=quality, publish_gate=publish_gate,
-                     report=report, validation=validation, privacy=privacy, views=views, constraints=constraints)
+                     state_retention_days=state_retention_days, progress_seconds=progress_seconds, quality=quality,
+                     publish_gate=publish_gate, report=report, validation=validation, privacy=privacy, views=views,
+                     constraints=constraints)
