@@ -14,18 +14,21 @@ LINKAGE ?=
 SYSTEMS ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
+# catalog-up, serve and their -down targets: conf/shared.yaml unless CONF names another environment
+SHARED_CONF := $(or $(filter-out conf/local.yaml,$(CONF)),conf/shared.yaml)
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-placeholders bench-scale-out clean
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-placeholders bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,connect]'
 	touch $@
 
-# Resolved once from Maven Central into the project; sessions then load the jars from this folder.
+# Resolved once from Maven Central into the project (Delta, and the PostgreSQL JDBC driver of the shared catalog);
+# sessions then load the jars from this folder.
 $(JARS_DIR)/.resolved: $(VENV)/.installed bold_spark/session.py
 	$(PY) -m bold_spark.session resolve-jars $(JARS_DIR) > /dev/null
 	touch $@
@@ -112,6 +115,24 @@ sql: setup
 spark-sql: setup
 	$(PY) jobs/sql.py --conf $(CONF) --print-spark-sql-command | bash
 
+# A plain Parquet copy of the published crosswalk and views for tools without Delta: var/export/crosswalk-v<N>/
+export: setup
+	$(PY) jobs/export.py --conf $(CONF)
+
+# The shared catalog (conf/shared.yaml): a local PostgreSQL for its Hive metastore, data under var/catalog
+catalog-up: setup
+	$(PY) jobs/catalog.py --conf $(SHARED_CONF) up
+
+catalog-down: setup
+	$(PY) jobs/catalog.py --conf $(SHARED_CONF) down
+
+# A Spark Connect endpoint over the shared catalog on 127.0.0.1:15002; clients present its token (var/serve/token)
+serve: setup
+	$(PY) jobs/serve.py --conf $(SHARED_CONF) up
+
+serve-down: setup
+	$(PY) jobs/serve.py --conf $(SHARED_CONF) down
+
 cluster-up: setup
 	$(PY) jobs/cluster.py --conf $(CONF) up --workers 2
 
@@ -142,4 +163,4 @@ bench-scale-out: setup
 	done
 
 clean:
-	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models var/package $(DIST)
+	rm -rf var/scratch var/checkpoints var/sample var/warehouse var/metastore var/models var/package var/export $(DIST)

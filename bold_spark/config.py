@@ -44,6 +44,48 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
+CATALOG_TYPES = ("embedded", "postgres")
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """`catalog:` where the Hive metastore keeps table names: embedded Derby under spark.metastore_dir (one process
+    at a time), or a PostgreSQL database that many processes share. The password comes from an environment variable
+    or a secret file, never from configuration."""
+
+    type: str = "embedded"
+    host: str = "127.0.0.1"
+    port: int = 15432
+    database: str = "bold_metastore"
+    user: str = "bold"
+    password_env: str = "BOLD_SPARK_CATALOG_PASSWORD"
+    password_file: Path | None = None
+    server_dir: Path = Path("var/catalog")  # where make catalog-up keeps a local PostgreSQL (data, log, socket)
+    file: Path | None = None
+
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.port}/{self.database}"
+
+    def password_path(self) -> Path:
+        """The secret file read when the environment variable is unset (make catalog-up writes one if neither)."""
+        return self.password_file or self.server_dir / "password"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`serve:` the Spark Connect endpoint of make serve (jobs/serve.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = 15002
+    token_env: str = "BOLD_SPARK_CONNECT_TOKEN"
+    token_file: Path | None = None
+    state_dir: Path = Path("var/serve")  # pid, log and the server's properties file (mode 600)
+
+    def token_path(self) -> Path:
+        """The secret file read when the environment variable is unset (make serve writes one if neither)."""
+        return self.token_file or self.state_dir / "token"
+
+
 @dataclass(frozen=True)
 class SparkSettings:
     """How the embedded session is built; under spark-submit the submit command's settings win."""
@@ -56,6 +98,7 @@ class SparkSettings:
     jars_dir: Path
     conf: Mapping[str, str]
     file: Path | None = None  # the environment file these settings were read from, for messages
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
 
 
 @dataclass(frozen=True)
@@ -295,6 +338,7 @@ class JobConfig:
     views: Any = None  # bold_spark.views.settings.ViewSettings when the optional `views:` file is given
     # Which records are different people whatever their match weight (bold_spark/clustering/rules.py).
     constraints: ConstraintSettings = field(default_factory=ConstraintSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def validation_for(self, source: SourceConfig) -> ValidationPolicy:
         """The environment's validation policy with the source's own overrides applied (frequent_value_shares
@@ -577,6 +621,64 @@ def _parse_privacy(node: _Node, base_dir: Path) -> PrivacySettings:
                            key_file=_resolve(base_dir, key_file) if key_file else None)
 
 
+def _secret_source(node: _Node, base_dir: Path, what: str, env_key: str, env_default: str,
+                   file_key: str) -> tuple[str, Path | None]:
+    """An environment variable's name and an optional secret file for a secret that configuration never holds."""
+    for literal in ("password", "token", "secret"):
+        if node.data.get(literal) is not None:
+            node.fail(f"the {what} must not be written in configuration; give {env_key} or {file_key}", literal)
+    env = node.str(env_key, required=False, default=env_default)
+    if not _IDENTIFIER.match(env):
+        node.fail("expected the name of an environment variable", env_key)
+    secret_file = node.str(file_key, required=False)
+    return env, (_resolve(base_dir, secret_file) if secret_file else None)
+
+
+def _port(node: _Node, key: str, default: int) -> int:
+    value = _whole(node, key, default=default, low=1)
+    if not 1024 <= value <= 65535:
+        node.fail(f"expected a port between 1024 and 65535, found {value}", key)
+    return value
+
+
+def _parse_catalog(node: _Node | None, base_dir: Path, file: Path, metastore_dir: str | None) -> CatalogSettings:
+    """`catalog:` (optional): embedded Derby (the default) or a shared PostgreSQL metastore database."""
+    d = CatalogSettings()
+    if node is None:
+        return CatalogSettings(server_dir=_resolve(base_dir, str(d.server_dir)), file=file)
+    kind = node.str("type", required=False, default=d.type, choices=CATALOG_TYPES)
+    password_env, password_file = _secret_source(node, base_dir, "catalog password", "password_env",
+                                                 d.password_env, "password_file")
+    database, user = node.str("database", required=False, default=d.database), node.str("user", required=False,
+                                                                                         default=d.user)
+    for key, value in (("database", database), ("user", user)):
+        if not _IDENTIFIER.match(value):
+            node.fail("expected letters, digits and underscores", key)
+    settings = CatalogSettings(
+        type=kind, host=node.str("host", required=False, default=d.host), port=_port(node, "port", d.port),
+        database=database, user=user, password_env=password_env, password_file=password_file,
+        server_dir=_resolve(base_dir, node.str("server_dir", required=False, default=str(d.server_dir))), file=file)
+    if kind == "postgres" and metastore_dir:
+        node.fail("spark.metastore_dir is the embedded catalog's Derby folder; remove it to use the postgres catalog",
+                  "type")
+    node.finish()
+    return settings
+
+
+def _parse_serve(node: _Node | None, base_dir: Path) -> ServeSettings:
+    """`serve:` (optional): where make serve's Spark Connect endpoint listens and where its token comes from."""
+    d = ServeSettings()
+    if node is None:
+        return ServeSettings(state_dir=_resolve(base_dir, str(d.state_dir)))
+    token_env, token_file = _secret_source(node, base_dir, "endpoint token", "token_env", d.token_env, "token_file")
+    settings = ServeSettings(host=node.str("host", required=False, default=d.host), port=_port(node, "port", d.port),
+                             token_env=token_env, token_file=token_file,
+                             state_dir=_resolve(base_dir, node.str("state_dir", required=False,
+                                                                   default=str(d.state_dir))))
+    node.finish()
+    return settings
+
+
 def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
     comparisons = node.list("comparisons", required=True)
     for i, comp in enumerate(comparisons):
@@ -809,6 +911,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     conf_node = spark_node.node("conf", required=False)
     spark_conf = {str(k): str(v) for k, v in (conf_node.data.items() if conf_node else [])}
     metastore = spark_node.str("metastore_dir", required=False)
+    catalog = _parse_catalog(top.node("catalog", required=False), base_dir, file, metastore)
     spark = SparkSettings(
         master=spark_node.str("master", required=False, default="local[*]"),
         app_name=spark_node.str("app_name", required=False, default="bold_spark"),
@@ -818,6 +921,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
         jars_dir=_resolve(base_dir, spark_node.str("jars_dir", required=False, default="var/ivy/jars")),
         conf=spark_conf,
         file=file,
+        catalog=catalog,
     )
     spark_node.finish()
 
@@ -879,9 +983,10 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     if views_file:
         from bold_spark.views.settings import parse_views  # late import: views.settings builds on this module
         views = parse_views((file.parent / views_file).resolve(), sources=[s.name for s in sources])
+    serve = _parse_serve(top.node("serve", required=False), base_dir)
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
                      scratch_dir=scratch_dir, state_dir=state_dir,
                      state_retention_days=state_retention_days, progress_seconds=progress_seconds, quality=quality,
                      publish_gate=publish_gate, report=report, validation=validation, privacy=privacy, views=views,
-                     constraints=constraints)
+                     constraints=constraints, serve=serve)

@@ -173,8 +173,7 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                           "crosswalk; run a full link (jobs/link.py without --incremental)")
     threshold = config.linkage.cluster_threshold
     with recorded_run(spark, config, record):
-        settings = splink_model.settings_from_model(config.linkage.model_path, config.linkage)
-        record.model_id = splink_model.model_id_of(config.linkage.model_path)
+        settings = record.use_model(config)
         with record.stage("changes"), ThreadPoolExecutor(max_workers=1, thread_name_prefix="bold-sources") as pool:
             # The sources' logs are read while the catalog starts and the last run is looked up (driver latency).
             pending_reads = pool.submit(read_sources, spark, config)

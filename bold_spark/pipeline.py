@@ -94,6 +94,7 @@ class RunRecord:
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     status: str = "running"
     model_id: str | None = None
+    model: splink_model.ModelInUse | None = None  # the model scored with: its training and allowed differences
     inputs: list[dict[str, Any]] = field(default_factory=list)
     comparisons_scored: int | None = None  # exact: the distinct pairs the blocking rules generated
     edges_recorded: int | None = None
@@ -139,7 +140,17 @@ class RunRecord:
             "stage_seconds": self.stage_seconds, "spark_master": self.spark_master, "message": self.message,
             "blocking_estimates": self.blocking_estimates, "report_path": self.report_path,
             "spark_sql_executions": self.spark_sql_executions, "spark_jobs": self.spark_jobs,
+            "model_trained_by_run": self.model.trained_by_run if self.model else None,
+            "model_training_inputs": self.model.training_inputs if self.model else None,
+            "model_differences": self.model.differences if self.model else None,
         }
+
+    def use_model(self, config: JobConfig) -> Any:
+        """Load the saved model this run scores with (ConfigError when it does not fit), record it, and return
+        Splink's settings for it."""
+        self.model = splink_model.model_in_use(config.linkage)
+        self.model_id = self.model.model_id
+        return self.model.settings
 
 
 @dataclass
@@ -419,7 +430,8 @@ def train_model(spark: SparkSession, config: JobConfig, *, run_id: str | None = 
             workspace.close()
             prepared.release()
         metadata = {"trained_at": datetime.now(timezone.utc).isoformat(), "run_id": record.run_id,
-                    "config_digest": record.config_digest, "inputs": record.inputs}
+                    "config_digest": record.config_digest, "inputs": record.inputs,
+                    "prediction_settings": splink_model.prediction_settings(config.linkage)}
         record.model_id = splink_model.save_model(trained, metadata, config.linkage.model_path)
         log.info("model %s saved to %s", record.model_id, config.linkage.model_path)
     return record
@@ -441,8 +453,7 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
     record = RunRecord(run_id or new_run_id(), "link", config.digest(), spark.sparkContext.master)
     out = config.output
     with recorded_run(spark, config, record):
-        settings = splink_model.settings_from_model(config.linkage.model_path, config.linkage)
-        record.model_id = splink_model.model_id_of(config.linkage.model_path)
+        settings = record.use_model(config)
         with record.stage("read_standardise"):
             prepared = prepare_input(spark, config, as_of=as_of)
             record.inputs = _inputs_for_record(prepared)

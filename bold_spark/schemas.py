@@ -99,6 +99,17 @@ LINK_RUNS = T.StructType([
     # The Spark SQL queries and Spark jobs the run started: each one planned on the driver (bold_spark/session.py).
     T.StructField("spark_sql_executions", T.LongType()),
     T.StructField("spark_jobs", T.LongType()),
+    # The model scored with: the training run that saved it, the sources it was trained on (table, Delta version,
+    # records read; other sources or older versions are allowed), and how this run's prediction rules and
+    # thresholds differ from those at training (allowed: they do not change a pair's score).
+    T.StructField("model_trained_by_run", T.StringType()),
+    T.StructField("model_training_inputs", T.ArrayType(T.StructType([
+        T.StructField("source_system", T.StringType()),
+        T.StructField("table", T.StringType()),
+        T.StructField("delta_version", T.LongType()),
+        T.StructField("records_read", T.LongType()),
+    ]))),
+    T.StructField("model_differences", T.ArrayType(T.StringType())),
 ])
 
 # One row per (run, truth) for the whole crosswalk (source_system_l/r null) and one per unordered source pair

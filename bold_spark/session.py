@@ -22,6 +22,9 @@ DELTA_MAVEN_COORDINATE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 # Only these artifacts go on the classpath: the rest of Delta's transitive tree (kernel, Unity Catalog client,
 # older Jackson and Parquet) duplicates or conflicts with what Spark already ships.
 DELTA_JAR_PREFIXES = ("io.delta_delta-spark_", "io.delta_delta-storage-")
+# The JDBC driver of the shared catalog (catalog.type: postgres), resolved by `make setup` with Delta.
+POSTGRES_MAVEN_COORDINATE = "org.postgresql:postgresql:42.7.14"
+POSTGRES_JAR_PREFIX = "org.postgresql_postgresql-"
 
 SESSION_DEFAULTS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -54,14 +57,73 @@ def delta_jars(jars_dir: Path) -> list[str]:
     return jars
 
 
+def postgres_jar(jars_dir: Path) -> str:
+    jars = sorted(str(p) for p in Path(jars_dir).glob(f"{POSTGRES_JAR_PREFIX}*.jar"))
+    if not jars:
+        raise SetupError(f"PostgreSQL JDBC driver not found in {jars_dir}; run `make setup` once (it resolves "
+                         f"{POSTGRES_MAVEN_COORDINATE} from Maven Central into that folder)")
+    return jars[-1]
+
+
+def read_secret(env: str, path: Path, what: str, where: str) -> str:
+    """A secret from the environment variable ``env`` or else the file ``path``; never logged, never in config."""
+    value = os.environ.get(env, "").strip()
+    if value:
+        return value
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError:
+        value = ""
+    if not value:
+        raise SetupError(f"{where}: no {what}: set the environment variable {env} or write it to {path}")
+    return value
+
+
+def catalog_conf(settings: SparkSettings, *, secrets: bool = True) -> dict[str, str]:
+    """The Spark settings of the configured catalog: embedded Derby under metastore_dir, a shared PostgreSQL
+    metastore database, or (neither) Spark's in-memory catalog. ``secrets=False`` leaves the password out."""
+    catalog = settings.catalog
+    if catalog.type == "postgres":
+        driver = postgres_jar(settings.jars_dir)
+        conf = {
+            "spark.sql.catalogImplementation": "hive",
+            "spark.hadoop.javax.jdo.option.ConnectionURL": catalog.jdbc_url(),
+            "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+            "spark.hadoop.javax.jdo.option.ConnectionUserName": catalog.user,
+            "spark.hadoop.hive.metastore.schema.verification": "false",
+            # DataNucleus creates each metastore table the first time it is needed. With foreign keys it does so
+            # while its own open transaction holds a row lock on the referenced table (DBS), and PostgreSQL makes
+            # the DDL wait for it: the first CREATE TABLE hung for good. Without them the tables are created and
+            # used; the metastore's code keeps the references itself.
+            "spark.hadoop.datanucleus.schema.autoCreateAll": "false",
+            "spark.hadoop.datanucleus.schema.autoCreateTables": "true",
+            "spark.hadoop.datanucleus.schema.autoCreateColumns": "true",
+            "spark.hadoop.datanucleus.schema.autoCreateConstraints": "false",
+            # The metastore client loads the driver through the JVM's own class path, not spark.jars.
+            "spark.driver.extraClassPath": driver,
+        }
+        if secrets:
+            where = f"{catalog.file or 'the environment file'}: catalog"
+            conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] = read_secret(
+                catalog.password_env, catalog.password_path(), "catalog password", where)
+        return conf
+    if settings.metastore_dir is not None:
+        derby = Path(settings.metastore_dir)
+        return {"spark.sql.catalogImplementation": "hive",
+                "spark.hadoop.javax.jdo.option.ConnectionURL":
+                    f"jdbc:derby:;databaseName={derby / 'metastore_db'};create=true",
+                "spark.driver.extraJavaOptions": f"-Dderby.system.home={derby}"}
+    return {"spark.sql.catalogImplementation": "in-memory"}
+
+
 def splink_jar() -> str:
     from splink.backends.spark import similarity_jar_location
 
     return similarity_jar_location()
 
 
-def session_jars(jars_dir: Path) -> list[str]:
-    return [*delta_jars(jars_dir), splink_jar()]
+def session_jars(jars_dir: Path, *, postgres: bool = False) -> list[str]:
+    return [*delta_jars(jars_dir), splink_jar(), *([postgres_jar(jars_dir)] if postgres else [])]
 
 
 def build_session(settings: SparkSettings) -> SparkSession:
@@ -72,18 +134,10 @@ def build_session(settings: SparkSettings) -> SparkSession:
     builder = SparkSession.builder.appName(settings.app_name)
     conf = dict(SESSION_DEFAULTS)
     conf["spark.sql.warehouse.dir"] = str(settings.warehouse_dir)
-    if settings.metastore_dir is not None:
-        derby = Path(settings.metastore_dir)
-        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
-            f"jdbc:derby:;databaseName={derby / 'metastore_db'};create=true"
-        )
-        conf["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={derby}"
-        conf["spark.sql.catalogImplementation"] = "hive"
-    else:
-        conf["spark.sql.catalogImplementation"] = "in-memory"
+    conf.update(catalog_conf(settings))
     if not running_under_spark_submit():
         builder = builder.master(settings.master)
-        conf["spark.jars"] = ",".join(session_jars(settings.jars_dir))
+        conf["spark.jars"] = ",".join(session_jars(settings.jars_dir, postgres=settings.catalog.type == "postgres"))
     conf.update(settings.conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -119,19 +173,20 @@ def _quiet_known_noise(spark: SparkSession) -> None:
 
 
 def resolve_delta_jars(jars_dir: Path) -> list[str]:
-    """Resolve Delta and its dependencies from Maven Central into ``jars_dir`` (``make setup`` calls this once)."""
+    """Resolve Delta and its dependencies, and the PostgreSQL JDBC driver of the shared catalog, from Maven Central
+    into ``jars_dir`` (``make setup`` calls this once)."""
     ivy_home = Path(jars_dir).resolve().parent
     ivy_home.mkdir(parents=True, exist_ok=True)
     spark = (
         SparkSession.builder.master("local[1]")
         .appName("bold_spark-resolve-jars")
-        .config("spark.jars.packages", DELTA_MAVEN_COORDINATE)
+        .config("spark.jars.packages", f"{DELTA_MAVEN_COORDINATE},{POSTGRES_MAVEN_COORDINATE}")
         .config("spark.jars.ivy", str(ivy_home))
         .config("spark.ui.enabled", "false")
         .getOrCreate()
     )
     spark.stop()
-    return delta_jars(jars_dir)
+    return [*delta_jars(jars_dir), postgres_jar(jars_dir)]
 
 
 def spark_activity(spark: SparkSession) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from _common import add_version, load_config
 
 import pyspark
 
-from bold_spark.session import SESSION_DEFAULTS, session_jars
+from bold_spark.session import SESSION_DEFAULTS, postgres_jar, session_jars
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -89,10 +89,13 @@ def package_zip(state: Path) -> Path:
 
 def submit(conf_file: str, state: Path, port: int, job: list[str], executor_memory: str) -> int:
     config = load_config(conf_file)
+    shared = config.spark.catalog.type == "postgres"
     command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", f"spark://{HOST}:{port}",
-               "--deploy-mode", "client", "--jars", ",".join(session_jars(config.spark.jars_dir)),
+               "--deploy-mode", "client", "--jars", ",".join(session_jars(config.spark.jars_dir, postgres=shared)),
                "--py-files", str(package_zip(state)), "--executor-memory", executor_memory,
                "--driver-memory", config.spark.conf.get("spark.driver.memory", "4g")]
+    if shared:  # the metastore client finds the JDBC driver on the driver JVM's own class path only
+        command += ["--driver-class-path", postgres_jar(config.spark.jars_dir)]
     for key, value in SESSION_DEFAULTS.items():
         command += ["--conf", f"{key}={value}"]
     command += job

@@ -50,7 +50,7 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
     neither touches the persistent catalog nor needs its Derby lock. Spark and linkage settings stay as tuned;
     ``master`` (with ``executor_memory``) runs the project's steps on a cluster instead of the config's master;
     ``linkage`` replaces the config's linkage file (the same model with other blocking rules, say)."""
-    from bold_spark.config import TableRef, load_config
+    from bold_spark.config import CatalogSettings, TableRef, load_config
     from bold_spark.errors import ConfigError
 
     config = load_config(conf, overrides={"linkage": linkage} if linkage else None)
@@ -70,7 +70,8 @@ def bench_config(conf: str, *, data_dir: str, work_dir: str, model_path: str, ev
         sources.append(dataclasses.replace(s, table=TableRef(path=str(path))))
     return dataclasses.replace(
         config,
-        spark=dataclasses.replace(config.spark, metastore_dir=None, warehouse_dir=work / "warehouse",
+        spark=dataclasses.replace(config.spark, metastore_dir=None, catalog=CatalogSettings(),
+                                  warehouse_dir=work / "warehouse",
                                   checkpoint_dir=work / "checkpoints", conf=spark_conf,
                                   master=master or config.spark.master),
         output=dataclasses.replace(config.output, database="bench"),
@@ -94,14 +95,14 @@ def step_data(p: dict[str, Any]) -> dict[str, Any]:
     marker = Path(p["data_dir"]) / DATA_MARKER
     if marker.is_file():
         return {**json.loads(marker.read_text(encoding="utf-8")), "cached": True}
-    from bold_spark.config import load_config
+    from bold_spark.config import CatalogSettings, load_config
     from bold_spark.session import build_session
     from bold_spark.synthetic.generate import generate
     from bold_spark.synthetic.rates import load_rates
 
     config = load_config(p["conf"])
     spark = build_session(dataclasses.replace(
-        config.spark, metastore_dir=None, warehouse_dir=Path(p["work_dir"]) / "warehouse",
+        config.spark, metastore_dir=None, catalog=CatalogSettings(), warehouse_dir=Path(p["work_dir"]) / "warehouse",
         checkpoint_dir=Path(p["work_dir"]) / "checkpoints"))
     timer = Timer()
     sample = generate(spark, scale=int(p["scale"]), seed=int(p["seed"]), rates=load_rates(p.get("rates")))
@@ -182,11 +183,14 @@ INCREMENT_BUCKETS = 100  # the increment is the records whose id hashes to bucke
 def _incremental_config(p: dict[str, Any]):
     """The config of both incremental steps: sources copied under ``incremental_dir`` and a Derby catalog there,
     so the second step's fresh process finds the tables the first one wrote."""
+    from bold_spark.config import CatalogSettings
+
     config = _config(p)
     root = Path(p["incremental_dir"])
     return dataclasses.replace(
         config,
-        spark=dataclasses.replace(config.spark, metastore_dir=root / "metastore", warehouse_dir=root / "warehouse",
+        spark=dataclasses.replace(config.spark, metastore_dir=root / "metastore", catalog=CatalogSettings(),
+                                  warehouse_dir=root / "warehouse",
                                   checkpoint_dir=root / "checkpoints"),
         scratch_dir=root / "scratch",
         sources=tuple(dataclasses.replace(s, table=dataclasses.replace(s.table, path=str(root / "sources" / s.name)))

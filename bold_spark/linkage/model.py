@@ -478,6 +478,66 @@ def metadata_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.stem + ".meta.json")
 
 
+def prediction_settings(linkage: LinkageSettings) -> dict[str, Any]:
+    """What a run may change without retraining (scoring does not depend on it), as the model's sidecar records it
+    at training and ``allowed_differences`` compares it on every run."""
+    return {"blocking_rules": [_rule_label(rule) for rule in linkage.blocking_rules],
+            "edge_threshold": linkage.edge_threshold, "cluster_threshold": linkage.cluster_threshold}
+
+
+def _training_record(model_path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(metadata_path(model_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def allowed_differences(linkage: LinkageSettings, meta: Mapping[str, Any] | None) -> list[str]:
+    """How this run's prediction rules and thresholds differ from those the model was trained with, in words
+    (rules by their columns or SQL, never data). Allowed, since they do not change a pair's score, but recorded in
+    bold.link_runs so a changed result can be traced to them. Empty when the sidecar does not say."""
+    trained = (meta or {}).get("prediction_settings")
+    if not isinstance(trained, Mapping):
+        return []
+    now = prediction_settings(linkage)
+    differences = []
+    before, after = list(trained.get("blocking_rules") or []), now["blocking_rules"]
+    if added := [rule for rule in after if rule not in before]:
+        differences.append(f"blocking_rules added since training: {', '.join(added)}")
+    if removed := [rule for rule in before if rule not in after]:
+        differences.append(f"blocking_rules removed since training: {', '.join(removed)}")
+    for key in ("edge_threshold", "cluster_threshold"):
+        if trained.get(key) is not None and float(trained[key]) != now[key]:
+            differences.append(f"{key} {now[key]} (trained with {trained[key]})")
+    return differences
+
+
+@dataclass(frozen=True)
+class ModelInUse:
+    """The model a link or incremental run scores with, and what bold.link_runs records about it."""
+
+    settings: Any  # Splink's SettingsCreator: the model's parameters, this configuration's prediction rules
+    model_id: str
+    trained_by_run: str | None  # the training run (bold.link_runs job "train"), from the sidecar
+    training_inputs: list[dict[str, Any]]  # the sources it was trained on: table, Delta version, records read
+    differences: list[str]  # allowed_differences
+
+
+def model_in_use(linkage: LinkageSettings) -> ModelInUse:
+    """Load the saved model (stopping when it does not fit the comparisons) and say what differs, allowed, from its
+    training: other prediction rules or thresholds; other sources or Delta versions are logged (the scheduled-run
+    pattern trains monthly and links every delivery)."""
+    settings = settings_from_model(linkage.model_path, linkage)
+    meta = _training_record(linkage.model_path)
+    differences = allowed_differences(linkage, meta)
+    if differences:
+        log.info("model %s: allowed differences from its training: %s", linkage.model_path, "; ".join(differences))
+    inputs = [{key: item.get(key) for key in ("source_system", "table", "delta_version", "records_read")}
+              for item in (meta or {}).get("inputs", []) if isinstance(item, Mapping)]
+    return ModelInUse(settings, model_id_of(linkage.model_path), (meta or {}).get("run_id"), inputs, differences)
+
+
 def training_provenance(model_path: Path) -> str:
     """What the model was trained on, from its sidecar: run, time, and each source's table, Delta version and
     records read (no values). A model trained on other sources or older versions is allowed: the scheduled-run

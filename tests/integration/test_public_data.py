@@ -57,6 +57,11 @@ def test_crosswalk_has_one_row_per_record_and_the_run_is_recorded(spark, febrl3)
     assert source["delta_version"] == 0 and source["records_read"] == 5000
     assert source["records_accepted"] + source["records_rejected"] == 5000
     assert runs[1]["model_id"] == trained.model_id
+    # What the model was trained on, and nothing changed since: same sources, rules and thresholds
+    assert runs[1]["model_trained_by_run"] == trained.run_id
+    assert [(i["source_system"], i["delta_version"], i["records_read"]) for i in runs[1]["model_training_inputs"]] \
+        == [(source["source_system"], 0, 5000)]
+    assert runs[1]["model_differences"] == []
     assert runs[1]["crosswalk_rows"] == totals["rows"]
 
 

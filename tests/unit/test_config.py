@@ -31,7 +31,8 @@ def write_env(tmp_path: Path, source: dict, **top) -> Path:
 
 
 def test_every_committed_environment_config_loads():
-    for path in [PROJECT_ROOT / "conf" / "local.yaml", *(PROJECT_ROOT / "conf" / "public").glob("*.yaml")]:
+    for path in [PROJECT_ROOT / "conf" / "local.yaml", PROJECT_ROOT / "conf" / "shared.yaml",
+                 *(PROJECT_ROOT / "conf" / "public").glob("*.yaml")]:
         config = load_config(path)
         assert config.sources and config.linkage.comparisons
     for linkage in (PROJECT_ROOT / "conf" / "linkage").glob("*.yaml"):
@@ -130,3 +131,53 @@ def test_the_digest_follows_what_decides_the_crosswalk_and_not_how_spark_runs(tm
     by_splink = replace(base, linkage=replace(base.linkage, scoring="splink"))
     assert base.linkage.scoring == "engine" and by_splink.digest() == base.digest()
     assert replace(base, linkage=replace(base.linkage, cluster_threshold=0.9)).digest() != base.digest()
+
+
+@pytest.mark.parametrize(
+    "catalog, expected",
+    [
+        ({"type": "mysql"}, r"env.yaml: catalog.type: expected one of embedded, postgres, found 'mysql'"),
+        ({"type": "postgres", "password": "x"}, r"env.yaml: catalog.password: the catalog password must not be "
+                                                r"written in configuration; give password_env or password_file"),
+        ({"type": "postgres", "port": 80}, r"env.yaml: catalog.port: expected a port between 1024 and 65535"),
+        ({"type": "postgres", "user": "bold; drop"}, r"env.yaml: catalog.user: expected letters, digits"),
+        ({"type": "postgres", "passwd_env": "X"}, r"env.yaml: catalog: unknown key\(s\) 'passwd_env'"),
+    ],
+)
+def test_catalog_errors_name_file_and_key(tmp_path, catalog, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write_env(tmp_path, SOURCE, catalog=catalog))
+
+
+def test_the_postgres_catalog_refuses_a_derby_folder_and_the_endpoint_a_written_token(tmp_path):
+    derby = write_env(tmp_path, SOURCE, catalog={"type": "postgres"},
+                      spark={"warehouse_dir": "wh", "checkpoint_dir": "cp", "metastore_dir": "ms"})
+    with pytest.raises(ConfigError, match=r"env.yaml: catalog.type: spark.metastore_dir is the embedded catalog's"):
+        load_config(derby)
+    derby.write_text(derby.read_text().replace("metastore_dir: ms", "").replace(
+        "catalog:", "serve:\n  token: abc\ncatalog:"))
+    with pytest.raises(ConfigError, match=r"env.yaml: serve.token: the endpoint token must not be written"):
+        load_config(derby)
+
+
+def test_the_catalog_sets_the_session_and_its_password_comes_from_the_environment_or_a_file(tmp_path, monkeypatch):
+    from bold_spark.errors import SetupError
+    from bold_spark.session import catalog_conf
+
+    local = load_config(PROJECT_ROOT / "conf" / "local.yaml").spark
+    assert catalog_conf(local)["spark.hadoop.javax.jdo.option.ConnectionURL"].startswith("jdbc:derby:")
+    assert catalog_conf(replace(local, metastore_dir=None)) == {"spark.sql.catalogImplementation": "in-memory"}
+    shared = load_config(PROJECT_ROOT / "conf" / "shared.yaml").spark
+    shared = replace(shared, catalog=replace(shared.catalog, password_file=tmp_path / "password"))
+    monkeypatch.delenv(shared.catalog.password_env, raising=False)
+    with pytest.raises(SetupError, match=r"shared.yaml: catalog: no catalog password: set the environment variable "
+                                         r"BOLD_SPARK_CATALOG_PASSWORD or write it to .*password"):
+        catalog_conf(shared)
+    (tmp_path / "password").write_text("from-the-file\n")
+    conf = catalog_conf(shared)
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:postgresql://127.0.0.1:15432/bold_metastore"
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionPassword"] == "from-the-file"
+    assert conf["spark.driver.extraClassPath"].endswith(".jar") and "postgresql" in conf["spark.driver.extraClassPath"]
+    monkeypatch.setenv(shared.catalog.password_env, "from-the-environment")
+    assert catalog_conf(shared)["spark.hadoop.javax.jdo.option.ConnectionPassword"] == "from-the-environment"
+    assert "spark.hadoop.javax.jdo.option.ConnectionPassword" not in catalog_conf(shared, secrets=False)

@@ -76,8 +76,11 @@ def _every_key_files(root: Path) -> dict[str, list[Path]]:
         "suppress_below": 10})
     environment = _write(root / "env.yaml", {
         "base_dir": ".",
-        "spark": {"master": "local[2]", "app_name": "a", "warehouse_dir": "w", "metastore_dir": "m",
+        "spark": {"master": "local[2]", "app_name": "a", "warehouse_dir": "w",  # metastore_dir: asked, absent
                   "checkpoint_dir": "c", "jars_dir": "j", "conf": {"spark.sql.shuffle.partitions": 2}},
+        "catalog": {"type": "postgres", "host": "db", "port": 5433, "database": "m", "user": "u",
+                    "password_env": "PW", "password_file": "pw", "server_dir": "pg"},
+        "serve": {"host": "127.0.0.1", "port": 15003, "token_env": "TOKEN", "token_file": "t", "state_dir": "sv"},
         "output": {"database": "bold", **{t: t for t in ("crosswalk", "match_edges", "rejects", "link_runs",
                                                          "evaluations", "run_quality", "crosswalk_candidate",
                                                          "cluster_events", "cluster_events_candidate",

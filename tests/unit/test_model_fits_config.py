@@ -14,7 +14,10 @@ import yaml
 
 from bold_spark.config import load_config
 from bold_spark.errors import ConfigError
-from bold_spark.linkage.model import check_model_fits, model_misfit, reasons_to_train, training_provenance
+from bold_spark.linkage.model import (
+    check_model_fits, metadata_path, model_in_use, model_misfit, prediction_settings, reasons_to_train,
+    training_provenance,
+)
 from bold_spark.linkage.settings import build_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +75,32 @@ def test_prediction_blocking_rules_and_thresholds_may_differ_from_training(tmp_p
         linkage["blocking_rules"] = [["nino"], ["surname", "date_of_birth"]]
         linkage.update(cluster_threshold=0.95, edge_threshold=0.6, max_comparisons=1e6)
     assert model_misfit(load_config(_environment(tmp_path, edit)).linkage) == []
+
+
+def test_a_run_records_its_model_s_training_and_how_its_rules_and_thresholds_differ_from_training_s(tmp_path):
+    trained = load_config(_environment(tmp_path / "trained")).linkage
+    first_rule = prediction_settings(trained)["blocking_rules"][0]
+    sidecar = {"run_id": "training-run", "prediction_settings": prediction_settings(trained), "inputs": [
+        {"source_system": "probation", "table": "delta path /p", "delta_version": 3, "records_read": 10,
+         "records_accepted": 9}]}
+
+    def edit(linkage):
+        linkage["blocking_rules"] = linkage["blocking_rules"][1:] + [["nino", "sex"]]
+        linkage["cluster_threshold"] = 0.95
+    for name, edited, expected in (
+            ("same", None, []),
+            ("edited", edit, ["blocking_rules added since training: [nino, sex]",
+                              f"blocking_rules removed since training: {first_rule}",
+                              f"cluster_threshold 0.95 (trained with {trained.cluster_threshold})"])):
+        linkage = load_config(_environment(tmp_path / name, edited)).linkage
+        metadata_path(linkage.model_path).write_text(json.dumps(sidecar))
+        used = model_in_use(linkage)
+        assert used.differences == expected
+        assert used.trained_by_run == "training-run"
+        assert used.training_inputs == [{"source_system": "probation", "table": "delta path /p", "delta_version": 3,
+                                         "records_read": 10}]
+    linkage = load_config(_environment(tmp_path / "no-sidecar")).linkage  # an older model: nothing to compare
+    assert (model_in_use(linkage).differences, model_in_use(linkage).trained_by_run) == ([], None)
 
 
 def test_the_model_of_another_linkage_file_does_not_fit(tmp_path):
