@@ -167,7 +167,12 @@ VALIDATION_ACTIONS = {
     "on_bad_name_characters": ("reject", "fail"),  # U+FFFD (undecodable bytes) or control characters in a name
     "on_implausible_date_of_birth": ("null", "reject", "fail"),  # before 1900 or after the run date
     "on_all_null_column": ("fail", "warn"),
+    "on_frequent_value": ("null", "fail", "warn"),  # a value more records hold than frequent_value_shares allows
 }
+# Per linkage field, the share of a source's records with a value that one value may hold before it is taken for a
+# placeholder (docs/configuration.md says why each): well above the commonest real value of the field.
+FREQUENT_VALUE_SHARES = {"date_of_birth": 0.01, "postcode": 0.02, "first_name": 0.1, "surname": 0.1, "nino": 0.01,
+                         "nhs_number": 0.01, "pnc_id": 0.01, "other_id": 0.01}
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,12 @@ class ValidationPolicy:
     # A regular expression on the upper-case postcode without spaces: the NHS pseudo-postcodes ZZ99 3VZ (no fixed
     # abode), ZZ99 3WZ (not known), ZZ99 3CZ and the rest.
     placeholder_postcodes: str = "^ZZ99"
+    # Values found from the data (bold_spark/standardise/frequent.py): one value held by more than the field's share
+    # of the records with a value, and by more than frequent_value_min_records, is nulled and counted as a
+    # placeholder ("null"), stops the run ("fail") or is only logged ("warn"); field, count and share, never the value.
+    on_frequent_value: str = "null"
+    frequent_value_min_records: int = 50
+    frequent_value_shares: Mapping[str, float] = field(default_factory=lambda: dict(FREQUENT_VALUE_SHARES))
 
 
 @dataclass(frozen=True)
@@ -319,6 +330,9 @@ class JobConfig:
     # Days a replaced version of the stored records stays on disk (VACUUM after each store): a record withdrawn at
     # source is physically gone from state_dir this long after the run that dropped it.
     state_retention_days: float = 7.0
+    # A stage still running after this many seconds logs its Spark jobs, stages and tasks done, and again every as
+    # many seconds (bold_spark/progress.py); 0: never.
+    progress_seconds: float = 30.0
     quality: QualitySettings = field(default_factory=QualitySettings)
     publish_gate: PublishGateSettings = field(default_factory=PublishGateSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
@@ -332,8 +346,12 @@ class JobConfig:
     review: ReviewSettings = field(default_factory=ReviewSettings)
 
     def validation_for(self, source: SourceConfig) -> ValidationPolicy:
-        """The environment's validation policy with the source's own overrides applied."""
-        return replace(self.validation, **source.validation)
+        """The environment's validation policy with the source's own overrides applied (frequent_value_shares
+        field by field)."""
+        own = dict(source.validation)
+        if "frequent_value_shares" in own:
+            own["frequent_value_shares"] = {**self.validation.frequent_value_shares, **own["frequent_value_shares"]}
+        return replace(self.validation, **own)
 
     def digest(self) -> str:
         """A short hash of the configuration that decides a run's crosswalk (output tables, sources and their
@@ -579,6 +597,16 @@ def _parse_validation(node: _Node, *, only_given: bool = False) -> dict[str, Any
         re.compile(values["placeholder_postcodes"])
     except re.error as exc:
         node.fail(f"not a regular expression ({exc})", "placeholder_postcodes")
+    values["frequent_value_min_records"] = _whole(node, "frequent_value_min_records",
+                                                  default=defaults.frequent_value_min_records, low=1)
+    shares_node = node.node("frequent_value_shares", required=False)
+    shares = {} if only_given else dict(defaults.frequent_value_shares)  # a source's: merged by validation_for
+    if shares_node is not None:
+        for key in FREQUENT_VALUE_SHARES:
+            if key in shares_node.data or not only_given:
+                shares[key] = shares_node.number(key, default=shares.get(key, 1.0), low=0.0, high=1.0)
+        shares_node.finish()
+    values["frequent_value_shares"] = shares
     node.finish()
     return {k: v for k, v in values.items() if k in node.data} if only_given else values
 
@@ -944,6 +972,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     scratch_dir = _resolve(base_dir, top.str("scratch_dir", required=False, default="var/scratch"))
     state_dir = _resolve(base_dir, top.str("state_dir", required=False, default="var/state"))
     state_retention_days = top.number("state_retention_days", default=7.0, low=0)
+    progress_seconds = top.number("progress_seconds", default=30.0, low=0)
     validation_node = top.node("validation", required=False)
     validation = ValidationPolicy(**_parse_validation(validation_node)) if validation_node else ValidationPolicy()
     privacy_node = top.node("privacy", required=False)
@@ -966,6 +995,6 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     top.finish()
     return JobConfig(file=file, base_dir=base_dir, spark=spark, output=output, sources=sources, linkage=linkage,
                      scratch_dir=scratch_dir, state_dir=state_dir,
-                     state_retention_days=state_retention_days, quality=quality, publish_gate=publish_gate,
-                     report=report, validation=validation, privacy=privacy, views=views, constraints=constraints,
-                     serve=serve, review=review)
+                     state_retention_days=state_retention_days, progress_seconds=progress_seconds, quality=quality,
+                     publish_gate=publish_gate, report=report, validation=validation, privacy=privacy, views=views,
+                     constraints=constraints, serve=serve, review=review)

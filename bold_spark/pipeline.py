@@ -10,7 +10,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import reduce
@@ -42,6 +42,7 @@ from bold_spark.io import history
 from bold_spark.io.changes import Changes, rows_in_files
 from bold_spark.io.state import StateChanges, StoredRecords, write_state
 from bold_spark.schemas import LINK_RUNS, MATCH_EDGES, conform
+from bold_spark.progress import progress_logged
 from bold_spark.session import spark_activity
 from bold_spark.validate import SourceProfile, validate_sources
 from bold_spark.crosswalk.department_views import create_department_views
@@ -118,15 +119,19 @@ class RunRecord:
     review_decisions_not_applicable: int | None = None
     review_edges_cut: int | None = None
     review_decisions_unmet: int | None = None
+    # A stage's progress logger (bold_spark/progress.py), set by recorded_run: Spark jobs, stages, tasks done.
+    progress: Callable[[str], AbstractContextManager] | None = field(default=None, repr=False)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; a stage entered again (in parts, around other work) adds up."""
+        """Time a stage, logging its Spark progress while it runs long; a stage entered again (in parts, around
+        other work) adds up."""
         start = time.perf_counter()
         before = self.activity() if self.activity else None
         log.info("stage %s: %s", name, "resumed" if name in self.stage_seconds else "start")
         try:
-            yield
+            with self.progress(name) if self.progress else nullcontext():
+                yield
         finally:
             self.stage_seconds[name] = round(self.stage_seconds.get(name, 0.0) + time.perf_counter() - start, 3)
             after = self.activity() if before else None
@@ -191,8 +196,10 @@ def _validate_and_standardise(config: JobConfig, raws: list[DataFrame], *, lates
                                  whole_sources=whole_sources)
     profiles = {source.name: profile for source, (_, profile) in zip(config.sources, validated)}
     standardised = reduce(DataFrame.unionByName, [
-        standardise_source(raw, source=source, as_of=latest, policy=config.validation_for(source))
-        for source, (raw, _) in zip(config.sources, validated)])
+        standardise_source(raw, source=source, as_of=latest, policy=config.validation_for(source),
+                           frequent=(profile.frequent_hashes()
+                                     if config.validation_for(source).on_frequent_value == "null" else None))
+        for source, (raw, profile) in zip(config.sources, validated)])
     return standardised, profiles
 
 
@@ -405,6 +412,7 @@ def _activity(spark: SparkSession) -> tuple[int, int] | None:
 def recorded_run(spark: SparkSession, config: JobConfig, record: RunRecord) -> Iterator[RunRecord]:
     """Record the run in bold.link_runs whether it succeeds or fails (failures keep only our own messages)."""
     record.activity = lambda: _activity(spark)
+    record.progress = lambda name: progress_logged(spark.sparkContext, stage=name, every=config.progress_seconds)
     before = _activity(spark)
     try:
         yield record

@@ -21,6 +21,9 @@ CANONICAL_PERSON = T.StructType([
     T.StructField("pnc_id", T.StringType()),
     T.StructField("other_id", T.StringType()),
     T.StructField("address", T.StringType()),
+    # What a placeholder postcode says (standardise/postcodes.py ADDRESS_STATUSES: no_fixed_abode, not_known,
+    # uk_not_specified, overseas, pseudo_postcode_other); null for a real postcode or none. Not compared.
+    T.StructField("address_status", T.StringType()),
 ])
 
 CROSSWALK = T.StructType([
@@ -190,7 +193,8 @@ RUN_QUALITY = T.StructType([
 ])
 
 # bold.record_groups: one row per standardised record, coarse and non-identifying (bold_spark/quality/groups.py):
-# the event date, and sex (M/F/X), age band at the event ('0-17' ... '65+') and ONS region, each 'unknown' if absent.
+# the event date, and sex (M/F/X), age band at the event ('0-17' ... '65+') and ONS region, each 'unknown' if absent;
+# the address status a pseudo-postcode gave (no_fixed_abode, overseas...), null otherwise.
 RECORD_GROUPS = T.StructType([
     T.StructField("source_system", T.StringType(), False),
     T.StructField("source_record_id", T.StringType()),  # null when the record's id is missing (it is rejected)
@@ -198,6 +202,7 @@ RECORD_GROUPS = T.StructType([
     T.StructField("sex", T.StringType(), False),
     T.StructField("age_band", T.StringType(), False),
     T.StructField("region", T.StringType(), False),
+    T.StructField("address_status", T.StringType()),  # the canonical address_status: no_fixed_abode... or null
 ])
 
 

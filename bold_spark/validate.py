@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, functions as F
 from bold_spark.config import SourceConfig, ValidationPolicy
 from bold_spark.errors import DataQualityError
 from bold_spark.standardise.dates import is_placeholder_date, parse_date
+from bold_spark.standardise.frequent import frequent_value_keys, top_values
 from bold_spark.standardise.person import VALIDATION_REJECT, _as_text  # same "present value" rule as standardising
 from bold_spark.standardise.postcodes import is_placeholder_postcode, standardise_postcode
 
@@ -47,6 +48,25 @@ class SourceProfile:
     postcode_present: int
     postcode_unparseable: int
     bad_name_characters: dict[str, int]  # per name column
+    # Per linkage field: the values more records hold than validation.frequent_value_shares allows (hash and count
+    # only: standardise/frequent.py), and how many records have a value of the field.
+    frequent_values: dict[str, tuple[FrequentValue, ...]] = field(default_factory=dict)
+
+    def frequent_hashes(self) -> dict[str, tuple[int, ...]]:
+        """Per field with frequent values: their hashes, what standardise_source nulls."""
+        return {name: tuple(v.key for v in values) for name, values in self.frequent_values.items() if values}
+
+
+@dataclass(frozen=True)
+class FrequentValue:
+    key: int  # the hash of the value's normal form (standardise/frequent.py); never the value
+    records: int  # records holding it (approx_top_k's estimate)
+    present: int  # records of the source with a value in the field
+    limit: float  # the field's share in validation.frequent_value_shares
+
+    @property
+    def share(self) -> float:
+        return self.records / self.present if self.present else 0.0
 
 
 def _name_columns(source: SourceConfig) -> list[str]:
@@ -89,6 +109,7 @@ def profile_source(raw: DataFrame, *, source: SourceConfig, latest: Column,
     uk_postcode = source.postcode is not None and source.postcode.format == "uk"
     postcode_text = _as_text(raw, source.postcode.column) if uk_postcode else F.lit(None).cast("string")
     columns = sorted(set(source.source_columns().values()))
+    keys = frequent_value_keys(raw, source, policy)
     return raw.agg(
         F.count(F.lit(1)).alias("rows"),
         count_if(record_id.isNull()).alias("null_ids"),
@@ -103,10 +124,26 @@ def profile_source(raw: DataFrame, *, source: SourceConfig, latest: Column,
         .alias("postcode_unparseable"),
         F.struct(*[count_if(_bad_name(raw, c)).alias(c) for c in _name_columns(source)]
                  or [F.lit(0).alias("none")]).alias("bad_name_characters"),
+        # The commonest values of each linkage field, as hashes: a bounded sketch per field in the same pass.
+        F.struct(*[F.struct(F.count(key).alias("present"), top_values(key).alias("top")).alias(name)
+                   for name, key in keys.items()] or [F.lit(0).alias("none")]).alias("frequent_values"),
     )
 
 
-def _as_profile(source: SourceConfig, row: dict[str, Any]) -> SourceProfile:
+def _frequent(row: dict[str, Any], policy: ValidationPolicy) -> dict[str, tuple[FrequentValue, ...]]:
+    """Per field, the top values above max(share x records with a value, frequent_value_min_records)."""
+    found = {}
+    for name, values in (row or {}).items():
+        if not isinstance(values, dict):
+            continue
+        present, limit = int(values["present"] or 0), policy.frequent_value_shares.get(name, 1.0)
+        floor = max(limit * present, policy.frequent_value_min_records)
+        found[name] = tuple(FrequentValue(int(top["item"]), int(top["count"]), present, limit)
+                            for top in values["top"] or () if top["item"] is not None and int(top["count"]) > floor)
+    return found
+
+
+def _as_profile(source: SourceConfig, row: dict[str, Any], policy: ValidationPolicy) -> SourceProfile:
     def n(value: Any) -> int:
         return int(value or 0)
 
@@ -118,6 +155,7 @@ def _as_profile(source: SourceConfig, row: dict[str, Any]) -> SourceProfile:
         postcode_unparseable=n(row["postcode_unparseable"]),
         bad_name_characters={k: n(v) for k, v in row["bad_name_characters"].items()
                              if k in _name_columns(source)},
+        frequent_values=_frequent(row["frequent_values"], policy),
     )
 
 
@@ -132,7 +170,7 @@ def profile_sources(raws: list[tuple[DataFrame, SourceConfig, ValidationPolicy]]
                 for i, (raw, source, policy) in enumerate(raws)]
     rows = reduce(DataFrame.unionByName, profiles).collect()  # bounded: one row per source
     by_index = {row["source_index"]: json.loads(row["profile"]) for row in rows}
-    return [_as_profile(source, by_index[i]) for i, (_, source, _) in enumerate(raws)]
+    return [_as_profile(source, by_index[i], policy) for i, (_, source, policy) in enumerate(raws)]
 
 
 def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: ValidationPolicy,
@@ -176,9 +214,30 @@ def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: Valid
         if bad and policy.on_bad_name_characters == "fail":
             problems.append(f"column {column!r}: {bad} names contain undecodable (non-UTF-8) or control characters "
                             "(validation.on_bad_name_characters: fail)")
+    for name, values in profile.frequent_values.items():
+        for v in values if policy.on_frequent_value == "fail" else ():
+            problems.append(f"{_frequent_where(source, name)}: one value is held by {v.records} of {v.present} "
+                            f"records ({v.share:.1%}; validation.frequent_value_shares.{name}: {v.limit:.1%}; "
+                            "validation.on_frequent_value: fail)")
     if problems:
         raise DataQualityError(f"{where}: input validation failed; nothing was written:\n  - "
                                + "\n  - ".join(problems))
+
+
+def _frequent_where(source: SourceConfig, name: str) -> str:
+    column = (source.date_of_birth.column if name == "date_of_birth" and source.date_of_birth
+              else source.postcode.column if name == "postcode" and source.postcode else source.columns.get(name))
+    return f"column {column!r} (key {name})"
+
+
+def _log_frequent(profile: SourceProfile, source: SourceConfig, policy: ValidationPolicy) -> None:
+    for name, values in profile.frequent_values.items():
+        for v in values:
+            log.warning("source %s: %s: one value is held by %d of %d records (%.1f%%; "
+                        "validation.frequent_value_shares.%s: %.1f%%): %s", source.name, _frequent_where(source, name),
+                        v.records, v.present, 100 * v.share, name, 100 * v.limit,
+                        f"nulled for linkage, counted as placeholder:{name}" if policy.on_frequent_value == "null"
+                        else "kept (validation.on_frequent_value: warn)")
 
 
 def with_validation_rejects(raw: DataFrame, *, source: SourceConfig, policy: ValidationPolicy,
@@ -213,6 +272,7 @@ def validate_sources(raws: list[tuple[DataFrame, SourceConfig, ValidationPolicy]
         except DataQualityError as exc:
             failures.append(str(exc))
             continue
+        _log_frequent(profile, source, policy)
         log.info("source %s: validated %d records (%d null ids, %d repeated ids, %d unparseable dates of birth, "
                  "%d implausible, %d unparseable postcodes, %d names with bad characters)", source.name,
                  profile.rows, profile.null_ids, profile.duplicate_ids, profile.dob_unparseable,

@@ -60,11 +60,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master", help="run every Spark step there, e.g. spark://127.0.0.1:7077 for the standalone "
                    "cluster of `make cluster-up` (default: the config's spark.master)")
     p.add_argument("--executor-memory", default="3g", help="spark.executor.memory on a cluster (default %(default)s)")
+    p.add_argument("--placeholders", action="store_true", help="the placeholder bench instead (issue 33): one "
+                   "department with --share of its dates of birth 1900-01-01 and of its postcodes ZZ99 codes, trained "
+                   "and linked beside the clean data at each of --scales (20000 is the documented scale)")
+    p.add_argument("--department", default="homelessness", help="the department the placeholder bench changes")
+    p.add_argument("--share", type=float, default=0.05, help="share of its records changed, per field")
     p.add_argument("--keep-intermediate", action="store_true",
                    help="keep each scale's work tables, standardised export and crosswalks (deleted by default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     memory = args.default_spark_driver_memory
+    if args.placeholders:
+        from bold_spark.bench.placeholders import render, run_placeholder_bench
+
+        for scale in args.scales:
+            summary = run_placeholder_bench(conf=args.conf, scale=scale, seed=args.seed, root=Path(args.root),
+                                            department=args.department, share=args.share, rates=args.rates)
+            print(render(summary))
+            print(f"written: {summary['written']}")
+        return 0
     try:
         md_path, _ = run_bench(conf=args.conf, scales=args.scales, seed=args.seed, root=Path(args.root),
                                systems=args.systems, event_log=args.event_log,

@@ -427,6 +427,15 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+def _placeholder_data(p: dict[str, Any]) -> dict[str, Any]:
+    from bold_spark.bench.placeholders import step_placeholder_data  # the placeholder bench (issue 33)
+
+    return step_placeholder_data(p)
+
+
+STEPS["placeholder_data"] = _placeholder_data
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "splink"):

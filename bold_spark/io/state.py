@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession, functions as F
 from bold_spark.config import JobConfig, TableRef
 from bold_spark.io.delta import with_output_properties
 from bold_spark.io.delta_log import newest_version, table_properties
+from bold_spark.standardise.person import STANDARDISED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -165,4 +166,8 @@ def read_state(spark: SparkSession, config: JobConfig, *, run_id: str) -> Stored
         log.info("state: the records run %s stored were replaced over %s days ago (state_retention_days) and may "
                  "have been vacuumed", run_id, config.state_retention_days)
         return None
-    return StoredRecords(spark.read.format("delta").option("versionAsOf", version).load(path), version)
+    records = spark.read.format("delta").option("versionAsOf", version).load(path)
+    if set(records.columns) != set(STANDARDISED_COLUMNS):  # stored by code with other columns (before address_status)
+        log.info("state: the records run %s stored have other columns than standardisation gives now", run_id)
+        return None
+    return StoredRecords(records, version)

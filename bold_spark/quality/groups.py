@@ -59,9 +59,9 @@ def region_of_district(district: Column) -> Column:
 def record_groups(standardised: DataFrame, *, as_of: Column | None = None) -> DataFrame:
     """RECORD_GROUPS rows, one per standardised record (rejected ones too: join to the crosswalk to keep linked ones).
 
-    Needs source_system, source_record_id, event_date, date_of_birth, birth_year, sex and postcode_district (the
-    output of ``standardise_source``). The age is taken at the event date, or at ``as_of`` when a record has none;
-    sex is the standardised code (M, F, X) or 'unknown'; the region comes from the postcode area.
+    Needs source_system, source_record_id, event_date, date_of_birth, birth_year, sex, postcode_district and
+    address_status (the output of ``standardise_source``). The age is taken at the event date, or at ``as_of`` when
+    a record has none; sex is the standardised code (M, F, X) or 'unknown'; the region comes from the postcode area.
     """
     at = F.coalesce(F.col("event_date"), as_of) if as_of is not None else F.col("event_date")
     age = age_at(date_of_birth=F.col("date_of_birth"), birth_year=F.col("birth_year"), at=at)
@@ -71,6 +71,7 @@ def record_groups(standardised: DataFrame, *, as_of: Column | None = None) -> Da
             F.coalesce(F.col("sex"), F.lit(UNKNOWN)).alias("sex"),
             age_band(age).alias("age_band"),
             region_of_district(F.col("postcode_district")).alias("region"),
+            "address_status",
         ),
         RECORD_GROUPS,
     )

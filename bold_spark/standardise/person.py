@@ -6,11 +6,14 @@ cannot be linked at all gets a ``reject_reason`` and goes to bold.rejects instea
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from pyspark.sql import Column, DataFrame, Window, functions as F, types as T
 
 from bold_spark.config import SourceConfig, ValidationPolicy
 from bold_spark.schemas import CANONICAL_PERSON, REJECTS, conform
 from bold_spark.standardise.dates import birth_year_from_age, is_placeholder_date, parse_date
+from bold_spark.standardise.frequent import any_date_of_birth, as_text, frequent_flags
 from bold_spark.standardise.identifiers import (
     standardise_identifier,
     standardise_nhs_number,
@@ -19,6 +22,7 @@ from bold_spark.standardise.identifiers import (
 )
 from bold_spark.standardise.names import standardise_name, with_split_full_name
 from bold_spark.standardise.postcodes import (
+    address_status,
     is_placeholder_postcode,
     postcode_district,
     standardise_free_postcode,
@@ -30,13 +34,17 @@ from bold_spark.standardise.sex import sex_is_stated_unknown, standardise_sex
 # Fields whose unusable values are counted per source and recorded in bold.link_runs.
 CHECKED_FIELDS = ("first_name", "middle_names", "surname", "date_of_birth", "birth_year", "sex", "postcode",
                   "postcode_district", "nino", "nhs_number", "pnc_id", "other_id", "event_date")
-# Fields whose known placeholder values are nulled for linkage and counted as ``placeholder:<field>``.
+# Fields whose placeholder values (listed, or found frequent by validation) are nulled for linkage and counted as
+# ``placeholder:<field>``.
 PLACEHOLDER_PREFIX = "placeholder:"
-PLACEHOLDER_FIELDS = ("date_of_birth", "postcode", "postcode_district")
+PLACEHOLDER_FIELDS = ("date_of_birth", "postcode", "postcode_district", "first_name", "surname", "nino", "nhs_number",
+                      "pnc_id", "other_id")
 # The keys of link_runs.inputs.invalid_values: unusable values per field, then placeholders per field.
 COUNTED_VALUES = (*CHECKED_FIELDS, *(PLACEHOLDER_PREFIX + f for f in PLACEHOLDER_FIELDS))
 
 EARLIEST_BIRTH = "1900-01-01"  # parse_date's earliest plausible date
+# What standardise_source returns (and the stored records of a run hold).
+STANDARDISED_COLUMNS = (*CANONICAL_PERSON.fieldNames(), "event_date", "invalid_fields", "reject_reason")
 
 _SPLIT_NAMES = ("__bold_first_name", "__bold_middle_names", "__bold_surname")
 
@@ -58,14 +66,7 @@ _SIMPLE_STANDARDISERS = {
 }
 
 
-def _as_text(df: DataFrame, column: str) -> Column:
-    """A source column as trimmed text, with blanks as null; dates keep an ISO form."""
-    dtype = df.schema[column].dataType
-    value = F.col(f"`{column}`")
-    if isinstance(dtype, (T.DateType, T.TimestampType)):
-        value = F.date_format(value, "yyyy-MM-dd")
-    text = F.trim(value.cast("string"))
-    return F.when(text != "", text)
+_as_text = as_text  # a source column as trimmed text, blanks null, dates in ISO form (validate.py reads it here)
 
 
 def _date(df: DataFrame, column: str, formats: tuple[str, ...], latest: Column, earliest: str = EARLIEST_BIRTH
@@ -81,29 +82,40 @@ def _normalise_address(text: Column) -> Column:
 
 
 def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | None = None,
-                       policy: ValidationPolicy = ValidationPolicy()) -> DataFrame:
+                       policy: ValidationPolicy = ValidationPolicy(),
+                       frequent: Mapping[str, Sequence[int]] | None = None) -> DataFrame:
     """Canonical person columns plus ``event_date`` (null unless the source declares one; not used for linkage),
     ``invalid_fields`` (array of the fields whose present value was unusable, and ``placeholder:<field>`` for a
     placeholder value, ``policy``'s placeholder_*: both become null) and ``reject_reason``.
 
     ``as_of`` is the latest plausible date of birth (defaults to today); pass a literal for reproducible runs.
+    ``frequent``: per field, the hashes of values validation found too frequent (standardise/frequent.py); they are
+    nulled and counted as placeholders too.
     """
     latest = as_of if as_of is not None else F.current_date()
     raw_values: dict[str, Column] = {}  # the present-but-maybe-invalid source value behind each canonical field
     clean: dict[str, Column] = {}
-    placeholder: dict[str, Column] = {}  # per field, true where the source value is a known placeholder
+    placeholder: dict[str, Column] = {}  # per field, true where the source value is a placeholder
+    known: dict[str, Column] = {}  # per postcode field, true where the value is a listed placeholder (ZZ99...)
+    frequent_value = frequent_flags(raw, source, policy, frequent or {})
+
+    def or_frequent(field_name: str, flag: Column) -> Column:
+        return flag | frequent_value[field_name] if field_name in frequent_value else flag
 
     for field_name, column in source.columns.items():
         raw_values[field_name] = _as_text(raw, column)
         if field_name == "sex":  # "U", "Not known": a value, just not a usable one; not counted as invalid
             raw_values[field_name] = F.when(~sex_is_stated_unknown(raw_values[field_name]), raw_values[field_name])
         if field_name == "postcode_district":
-            placeholder[field_name] = is_placeholder_postcode(raw_values[field_name],
-                                                              pattern=policy.placeholder_postcodes)
+            known[field_name] = is_placeholder_postcode(raw_values[field_name], pattern=policy.placeholder_postcodes)
+            placeholder[field_name] = known[field_name]
             clean[field_name] = F.when(~placeholder[field_name],
                                        standardise_postcode_district(raw_values[field_name]))
         else:
             clean[field_name] = _SIMPLE_STANDARDISERS.get(field_name, standardise_identifier)(raw_values[field_name])
+            if field_name in frequent_value:
+                placeholder[field_name] = frequent_value[field_name]
+                clean[field_name] = F.when(~placeholder[field_name], clean[field_name])
 
     if source.full_name:
         raw_values["surname"] = _as_text(raw, source.full_name.column)
@@ -116,21 +128,24 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
     if source.postcode:
         raw_values["postcode"] = _as_text(raw, source.postcode.column)
         if source.postcode.format == "uk":
-            placeholder["postcode"] = is_placeholder_postcode(raw_values["postcode"],
-                                                              pattern=policy.placeholder_postcodes)
+            known["postcode"] = is_placeholder_postcode(raw_values["postcode"], pattern=policy.placeholder_postcodes)
+            placeholder["postcode"] = or_frequent("postcode", known["postcode"])
             clean["postcode"] = F.when(~placeholder["postcode"], standardise_postcode(raw_values["postcode"]))
             district_from_postcode = postcode_district(clean["postcode"])
             clean["postcode_district"] = (F.coalesce(district_from_postcode, clean["postcode_district"])
                                           if "postcode_district" in clean else district_from_postcode)
         else:
             clean["postcode"] = standardise_free_postcode(raw_values["postcode"])
+            if "postcode" in frequent_value:
+                placeholder["postcode"] = frequent_value["postcode"]
+                clean["postcode"] = F.when(~placeholder["postcode"], clean["postcode"])
 
     if source.date_of_birth:
         raw_values["date_of_birth"] = _as_text(raw, source.date_of_birth.column)
-        dob = source.date_of_birth
         # Parsed once without bounds: a placeholder may lie before the plausible range (1800-01-01).
-        any_date = _date(raw, dob.column, dob.formats, F.lit("9999-12-31").cast("date"), earliest="0001-01-01")
-        placeholder["date_of_birth"] = is_placeholder_date(any_date, dates=policy.placeholder_dates_of_birth)
+        any_date = any_date_of_birth(raw, source)
+        placeholder["date_of_birth"] = or_frequent(
+            "date_of_birth", is_placeholder_date(any_date, dates=policy.placeholder_dates_of_birth))
         plausible = any_date.between(F.lit(EARLIEST_BIRTH).cast("date"), latest)
         clean["date_of_birth"] = F.when(~placeholder["date_of_birth"] & plausible, any_date)
 
@@ -148,6 +163,13 @@ def standardise_source(raw: DataFrame, *, source: SourceConfig, as_of: Column | 
         clean["birth_year"] = F.coalesce(year_of_dob, birth_year_from_age(age, at=at))
     else:
         clean["birth_year"] = year_of_dob
+
+    # What a placeholder postcode says (no fixed abode, overseas...): kept beside the person for the views, never
+    # compared. A full postcode says more than a district, so it is read first.
+    statuses = [address_status(raw_values[f], placeholder=known[f]) for f in ("postcode", "postcode_district")
+                if f in known]
+    if statuses:
+        clean["address_status"] = F.coalesce(*statuses)
 
     if source.address:
         clean["address"] = _normalise_address(F.concat_ws(" ", *[_as_text(raw, c) for c in source.address]))

@@ -50,14 +50,17 @@ def test_record_groups_bands_ages_at_the_event_and_maps_postcode_areas_to_region
         ("e", "2024-06-01", None, None, None, None, "unknown", "unknown"),
         ("f", "2024-06-01", "2030-01-01", None, "M", "CF10", "unknown", "Wales"),  # born after the event
     ]
+    status = {"e": "no_fixed_abode"}  # carried as standardisation set it
     df = spark.createDataFrame(
-        [("s", r[0], _d(r[1]), _d(r[2]), r[3], r[4], r[5], "junk", r[6], r[7]) for r in rows],
+        [("s", r[0], _d(r[1]), _d(r[2]), r[3], r[4], r[5], status.get(r[0]), "junk", r[6], r[7]) for r in rows],
         "source_system string, source_record_id string, event_date date, date_of_birth date, birth_year int, "
-        "sex string, postcode_district string, first_name string, expected_band string, expected_region string")
+        "sex string, postcode_district string, address_status string, first_name string, expected_band string, "
+        "expected_region string")
     got = record_groups(df, as_of=F.lit(AS_OF).cast("date"))
     assert got.columns == [f.name for f in RECORD_GROUPS.fields]
-    expected = {r[0]: (r[6], r[7], r[4] or "unknown") for r in rows}
-    actual = {r["source_record_id"]: (r["age_band"], r["region"], r["sex"]) for r in got.collect()}  # bounded: 6
+    expected = {r[0]: (r[6], r[7], r[4] or "unknown", status.get(r[0])) for r in rows}
+    actual = {r["source_record_id"]: (r["age_band"], r["region"], r["sex"], r["address_status"])
+              for r in got.collect()}  # bounded: 6
     assert actual == expected
 
 
@@ -82,7 +85,7 @@ def _tiny_views(spark, *, suppress_below: int = 0) -> dict[str, str]:
     spark.createDataFrame([(c, s, r) for c, s, r, *_ in crosswalk],
                           "cluster_id string, source_system string, source_record_id string") \
         .createOrReplaceTempView("tiny_crosswalk")
-    spark.createDataFrame([(s, r, _d(d), sex, age, region) for _, s, r, d, sex, age, region in crosswalk],
+    spark.createDataFrame([(s, r, _d(d), sex, age, region, None) for _, s, r, d, sex, age, region in crosswalk],
                           RECORD_GROUPS).createOrReplaceTempView("tiny_groups")
     views = dataclasses.replace(parse_views(PROGRAMME, sources=SOURCES), suppress_below=suppress_below)
     return view_queries(views, crosswalk="tiny_crosswalk", record_groups="tiny_groups")

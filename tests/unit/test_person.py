@@ -48,7 +48,7 @@ def test_columns_map_onto_the_canonical_schema(spark):
         "source_system": "probation", "source_record_id": "X1", "first_name": "john", "middle_names": "paul",
         "surname": "smith jones", "date_of_birth": dt.date(1980, 2, 3), "birth_year": 1980, "sex": "M",
         "postcode": "SW1A1AA", "postcode_district": "SW1A", "nino": None, "nhs_number": None,
-        "pnc_id": "2001/0012345A", "other_id": None, "address": None,
+        "pnc_id": "2001/0012345A", "other_id": None, "address": None, "address_status": None,
     }
 
 

@@ -1,6 +1,7 @@
 """Input validation: one aggregate pass per source, then a clear error or records sent to the rejects."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -225,8 +226,34 @@ def test_a_district_only_source_nulls_the_zz99_district(spark_clean, tmp_path):
 
 def test_a_source_with_one_in_ten_of_no_fixed_abode_runs(spark_clean, tmp_path):
     rows = [(str(i), "Ann", "Smith", "01/02/1980", "ZZ99 3VZ" if i % 10 == 0 else "SW1A 1AA") for i in range(50)]
-    _, profile = run(spark_clean, tmp_path, rows)  # max_unparseable_share 0.05: ZZ99 codes are not unparseable
+    df, profile = run(spark_clean, tmp_path, rows)  # max_unparseable_share 0.05: ZZ99 codes are not unparseable
     assert (profile.postcode_present, profile.postcode_unparseable) == (50, 0)
+    kept = {(r["postcode"], r["address_status"]): r["n"]
+            for r in df.where("reject_reason is null").groupBy("postcode", "address_status").count()
+            .withColumnRenamed("count", "n").collect()}  # bounded: two groups
+    assert kept == {(None, "no_fixed_abode"): 5, ("SW1A1AA", None): 45}  # every record accepted, none compared on ZZ99
+    assert _counts(df) == {"placeholder:postcode": 5}
+
+
+def test_each_kind_of_pseudo_postcode_sets_its_address_status(spark_clean, tmp_path):
+    postcodes = {"1": ("ZZ99 3VZ", "no_fixed_abode"), "2": ("zz993wz", "not_known"),
+                 "3": ("ZZ99 3CZ", "uk_not_specified"), "4": ("ZZ99 1WZ", "uk_not_specified"),
+                 "5": ("ZZ99 2WZ", "uk_not_specified"),
+                 "6": ("ZZ99 3GZ", "uk_not_specified"), "7": ("ZZ99 6CZ", "overseas"),  # India
+                 "8": ("ZZ99", "pseudo_postcode_other"), "9": ("SW1A 1AA", None), "10": (None, None)}
+    df, profile = run(spark_clean, tmp_path, [(k, "Ann", "Li", "01/02/1980", pc) for k, (pc, _) in postcodes.items()])
+    assert profile.postcode_unparseable == 0
+    got = {r["source_record_id"]: (r["postcode"], r["postcode_district"], r["address_status"]) for r in df.collect()}
+    assert got == {k: (("SW1A1AA", "SW1A") if k == "9" else (None, None)) + (status,)
+                   for k, (_, status) in postcodes.items()}
+    assert _counts(df) == {"placeholder:postcode": 8}
+    # a source of districts only: a full pseudo-postcode there says as much; ZZ99 alone says only "placeholder"
+    src = parse_source({"name": "support", "table": {"path": "x"}, "record_id": "id",
+                        "columns": {"surname": "sn", "postcode_district": "district"}}, tmp_path / "s.yaml", tmp_path)
+    raw = spark_clean.createDataFrame([("1", "Li", "ZZ99 3VZ"), ("2", "Ng", "ZZ99"), ("3", "Ho", "M1")],
+                                      "id string, sn string, district string")
+    got = {r["source_record_id"]: r["address_status"] for r in standardise_source(raw, source=src).collect()}
+    assert got == {"1": "no_fixed_abode", "2": "pseudo_postcode_other", "3": None}
 
 
 @pytest.mark.parametrize("validation, message", [
@@ -246,3 +273,68 @@ def test_placeholder_settings_are_checked_with_the_file_and_key(tmp_path, valida
     (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
     with pytest.raises(ConfigError, match=r"env.yaml: " + message):
         load_config(tmp_path / "env.yaml")
+
+
+# --- frequent values, found from the data ------------------------------------------------------------------------
+
+def _frequent_rows():
+    """200 records: 20 share 15/06/1950 (10%, no listed placeholder), 15 hold 01/01/1900 (listed); 12 Smiths (6%,
+    a common surname, under the 10% share); everyone else distinct."""
+    rows = []
+    for i in range(200):
+        dob = ("15/06/1950" if i < 20 else "01/01/1900" if i < 35
+               else f"{1 + i % 28:02d}/{1 + i % 12:02d}/{1940 + i % 50}")
+        rows.append((str(i), f"Ann{i}", "Smith" if i % 16 == 0 else f"Surname{i}", dob, f"M{1 + i // 9} {1 + i % 9}AB"))
+    return rows
+
+
+def test_a_frequent_date_of_birth_is_nulled_and_counted_as_a_placeholder(spark_clean, tmp_path):
+    policy = ValidationPolicy(frequent_value_min_records=5)  # the default 50 is more than this small source holds
+    src = source(tmp_path)
+    raw, profile = validate_source(spark_clean.createDataFrame(_frequent_rows(), SCHEMA), source=src, policy=policy,
+                                   latest=latest())
+    found = {name: [(v.records, v.present) for v in values] for name, values in profile.frequent_values.items()}
+    # 1900-01-01 is listed already: neither found again nor counted among the 185 dates it is a share of
+    assert found == {"date_of_birth": [(20, 185)], "postcode": [], "first_name": [], "surname": []}
+    df = standardise_source(raw, source=src, as_of=latest(), policy=policy, frequent=profile.frequent_hashes())
+    nulled = {r["source_record_id"] for r in df.where("date_of_birth is null").collect()}  # bounded: 35 rows
+    assert nulled == {str(i) for i in range(35)}
+    assert df.where("surname = 'smith'").count() == 13  # every 16th of 200
+    assert _counts(df) == {"placeholder:date_of_birth": 35}  # found and listed placeholders counted alike
+    # a run without the hashes keeps the date: nulling is what the setting asks, not what validation does
+    kept = standardise_source(raw, source=src, as_of=latest(), policy=policy)
+    assert kept.where("date_of_birth = date'1950-06-15'").count() == 20
+
+
+def test_a_frequent_value_stops_the_run_naming_source_and_field_but_not_the_value(spark_clean, tmp_path):
+    policy = ValidationPolicy(frequent_value_min_records=5, on_frequent_value="fail")
+    with pytest.raises(DataQualityError) as error:
+        run(spark_clean, tmp_path, _frequent_rows(), policy)
+    message = str(error.value)
+    assert re.search(r"housing.yaml: source housing: .*column 'dob' \(key date_of_birth\): one value is held by 20 "
+                     r"of 185 records \(10.8%; validation.frequent_value_shares.date_of_birth: 1.0%; "
+                     r"validation.on_frequent_value: fail\)", message, flags=re.S)
+    assert "1950" not in message and "06" not in message
+
+
+def test_frequent_value_settings_are_checked_with_the_file_and_key(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    conf = {"validation": {"frequent_value_shares": {"surname": 0.2, "postcodes": 0.1}}}
+    with pytest.raises(ConfigError, match=r"validation.frequent_value_shares: unknown key\(s\) 'postcodes'"):
+        _load_with(tmp_path, root, conf)
+    config = _load_with(tmp_path, root, {"validation": {"frequent_value_shares": {"surname": 0.2},
+                                                        "on_frequent_value": "warn"}})
+    assert config.validation.frequent_value_shares["surname"] == 0.2
+    assert config.validation.frequent_value_shares["date_of_birth"] == 0.01  # fields left out keep their default
+
+
+def _load_with(tmp_path, root, extra):
+    import yaml
+
+    conf = yaml.safe_load((root / "conf" / "local.yaml").read_text())
+    conf["validation"] = {**conf["validation"], **extra["validation"]}
+    conf.update(base_dir=str(root), sources=[str(root / "conf" / "sources" / "demo" / "*.yaml")],
+                linkage=str(root / "conf" / "linkage" / "uk_person.yaml"),
+                views=str(root / "conf" / "views" / "programme.yaml"))
+    (tmp_path / "env.yaml").write_text(yaml.safe_dump(conf))
+    return load_config(tmp_path / "env.yaml")
