@@ -15,7 +15,7 @@ SYSTEMS ?=
 Q ?= show tables in bold
 MASTER_URL := spark://127.0.0.1:7077
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql evaluate blocking-report cluster-up cluster-down submit-cluster bench bench-scale-out clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -103,6 +103,11 @@ test-processes: setup
 # Accuracy of the current crosswalk against the generator's truth (sample data only)
 evaluate: setup
 	$(PY) jobs/evaluate.py --conf $(CONF) --truth var/sample/truth --sweep
+
+# Blocking recall before scoring against the sample's truth: each rule's and the rule set's recall and pairs, and
+# which of linkage.candidate_blocking_rules adds the most recall per million pairs (LINKAGE=file to try another)
+blocking-report: setup
+	$(PY) jobs/blocking_report.py --conf $(CONF) --truth var/sample/truth $(if $(LINKAGE),--linkage $(LINKAGE))
 
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup
