@@ -32,12 +32,20 @@ from bold_spark.quality.misses import true_pairs_of_labels, true_pairs_of_truth
 from bold_spark.session import build_session
 
 
+WIDTH = 58
+
+
+def _label(rule: str, indent: str) -> str:
+    """The rule in a column of WIDTH, or on a line of its own (then an empty column) when longer (SQL rules)."""
+    return f"{rule:<{WIDTH}}" if len(rule) <= WIDTH else f"{rule}\n{indent}{'':<{WIDTH}}"
+
+
 def print_report(result: BlockingRecall, truth: str) -> None:
     print(f"blocking recall against {truth}: {result.true_pairs:,} true pairs "
           f"({result.without_record:,} with a rejected record, which no rule can generate)")
     print(f"  {'rule':<58} {'pairs':>13} {'cumulative':>13} {'true pairs':>11} {'recall':>7} {'first':>9}")
     for r in result.rules:
-        print(f"  {r['rule']:<58} {r['comparisons']:>13,} {r['cumulative_comparisons']:>13,} "
+        print(f"  {_label(r['rule'], '  ')} {r['comparisons']:>13,} {r['cumulative_comparisons']:>13,} "
               f"{r['true_pairs']:>11,} {r['recall']:>7.4f} {r['first']:>9,}")
     print(f"  {'the rule set':<58} {result.comparisons:>13,} {'':>13} {result.caught:>11,} {result.recall:>7.4f}")
     print("  (pairs: what a rule's keys generate over all records, from block sizes; cumulative: their sum, an upper "
@@ -54,11 +62,11 @@ def print_report(result: BlockingRecall, truth: str) -> None:
     if result.candidates:
         print("  candidate rules, alone (added: true pairs no configured rule generates; per million pairs):")
         for r in result.candidates:
-            print(f"    {r['rule']:<58} {r['comparisons']:>13,} added {r['added']:>7,} "
+            print(f"    {_label(r['rule'], '    ')} {r['comparisons']:>13,} added {r['added']:>7,} "
                   f"(+{r['added_recall']:.4f}) {r['per_million']:>10,.1f} per million")
         print("  candidates in greedy order (each counting only what is still missed):")
         for r in result.greedy:
-            print(f"    + {r['rule']:<56} added {r['added']:>7,}  recall {r['recall']:.4f}  "
+            print(f"    + {_label(r['rule'], '      ')} added {r['added']:>7,}  recall {r['recall']:.4f}  "
                   f"pairs {r['comparisons']:,}")
 
 

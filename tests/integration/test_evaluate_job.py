@@ -113,6 +113,7 @@ def test_the_job_evaluates_the_current_crosswalk_by_default_and_prints_both_tabl
     config = load_config(tmp_path / "env.yaml")
     monkeypatch.setattr(job, "build_session", lambda settings: spark)  # the suite's session, not a new one
     args = argparse.Namespace(truth=ref.path, labels=None, run_id=None, max_versions=50, sweep=False,
+                              no_breakdown=False,  # no match_edges here: the breakdown is left out, with a warning
                               truth_columns="source_system=src,source_record_id=rid,person_id=pid")
     assert job.main(args, config) == 0
     out = capsys.readouterr().out
