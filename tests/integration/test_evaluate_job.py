@@ -58,6 +58,7 @@ def test_an_earlier_run_is_read_by_time_travel_and_re_runs_replace_its_rows(spar
         result = evaluate_run(spark, output, truth=_truth(spark, ref), truth_description=ref.describe(),
                               run_id="r1")
     assert (result.run_id, result.crosswalk_version) == ("r1", 0)
+    assert result.overall["missed_pairs"] is None  # no breakdown asked for: its columns stay null
     assert (result.overall["f1"], result.overall["bcubed_precision"], result.overall["bcubed_recall"]) == (1, 1, 1)
     # (a,b): x holds a1, a2 and b1 -> 2*1 predicted, all true; b2 alone in y
     (ab,) = [r for r in result.by_source_pair if (r["source_system_l"], r["source_system_r"]) == ("a", "b")]
