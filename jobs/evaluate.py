@@ -7,7 +7,9 @@
 
 A truth table has source_system, source_record_id and person_id; a labelled-pairs table has source_system_l,
 source_record_id_l, source_system_r, source_record_id_r and is_match. Either is a Delta path or a catalog table.
-Results replace the run's earlier rows for the same truth in <database>.<evaluations>.
+Results replace the run's earlier rows for the same truth in <database>.<evaluations>, with why each missed true
+pair was missed (quality/misses.py; --no-breakdown leaves it out), and the run's HTML report is regenerated to show
+them.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from bold_spark import pipeline
 from bold_spark.linkage import engine, model as splink_model
-from bold_spark.quality.evaluate import add_breakdown, evaluation_rows, pairwise_metrics
+from bold_spark.quality.evaluate import add_breakdown, evaluation_rows
 from bold_spark.quality.gate import decide
 from bold_spark.quality.misses import (
     CAUSES,
@@ -150,7 +150,9 @@ def test_why_true_pairs_were_missed_adds_up_agrees_with_the_engines_pairs_and_sh
                         cluster_threshold=config.linkage.cluster_threshold)
     pairs = true_pairs_of_truth(linked_sample.truth)
     breakdown = miss_breakdown(pairs, crosswalk, inputs)
-    metrics = pairwise_metrics(crosswalk, linked_sample.truth)
+    rows = [r.asDict() for r in evaluation_rows(crosswalk, truth=linked_sample.truth, run_id=record.run_id,
+                                                truth_description="truth", evaluated_at=datetime.now()).collect()]
+    metrics = next(r for r in rows if r["source_system_l"] is None)
     overall = breakdown[None]
     assert overall["missed_pairs"] == metrics["true_pairs"] - metrics["true_positive_pairs"] > 0
     assert sum(overall[f"missed_{c}"] for c in CAUSES) == overall["missed_pairs"]
@@ -165,8 +167,6 @@ def test_why_true_pairs_were_missed_adds_up_agrees_with_the_engines_pairs_and_sh
                .groupBy("cause", F.coalesce("blocked", F.lit(False)).alias("blocked")).count().collect()}
     assert not outcome.get(("not_blocked", True)) and not outcome.get(("below_edge_threshold", False))
     assert outcome.get(("not_blocked", False), 0) == overall["missed_not_blocked"]
-    rows = [r.asDict() for r in evaluation_rows(crosswalk, truth=linked_sample.truth, run_id=record.run_id,
-                                                truth_description="truth", evaluated_at=datetime.now()).collect()]
     add_breakdown(rows, breakdown, fields_of(records))
     text = render_report(quality, evaluations=rows)
     assert "Accuracy against the truth" in text and text.count("<svg") == 4 + 1  # the causes chart
