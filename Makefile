@@ -17,7 +17,7 @@ MASTER_URL := spark://127.0.0.1:7077
 # catalog-up, serve and their -down targets: conf/shared.yaml unless CONF names another environment
 SHARED_CONF := $(or $(filter-out conf/local.yaml,$(CONF)),conf/shared.yaml)
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean review-page bench-placeholders
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean review-page bench-placeholders blocking-report
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -114,6 +114,11 @@ evaluate: setup
 TOP ?= 100
 review-page: setup
 	$(PY) jobs/review.py --conf $(CONF) page --top $(TOP)
+
+# Blocking recall before scoring against the sample's truth: each rule's and the rule set's recall and pairs, and
+# which of linkage.candidate_blocking_rules adds the most recall per million pairs (LINKAGE=file to try another)
+blocking-report: setup
+	$(PY) jobs/blocking_report.py --conf $(CONF) --truth var/sample/truth $(if $(LINKAGE),--linkage $(LINKAGE))
 
 # Query the persistent catalog from a new process: make sql Q="select count(*) from bold.crosswalk"
 sql: setup

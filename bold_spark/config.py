@@ -274,6 +274,9 @@ class LinkageSettings:
     # the reference). Both give the same pairs and weights, so it is not part of the config digest.
     scoring: str = "engine"
     file: Path | None = None  # the YAML file these settings were read from, for messages
+    # Rules `make blocking-report` measures beside blocking_rules (the recall each would add, per million pairs);
+    # never used to score, so not part of the config digest.
+    candidate_blocking_rules: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -371,8 +374,9 @@ class JobConfig:
         raise ConfigError(f"{self.file}: no source named {name!r} (known: {', '.join(s.name for s in self.sources)})")
 
 
-# Fields left out of the digest: where settings came from, and how pairs are scored (the same pairs either way).
-NOT_DECISIVE = ("file", "scoring")
+# Fields left out of the digest: where settings came from, how pairs are scored (the same pairs either way), and the
+# rules only the blocking report measures.
+NOT_DECISIVE = ("file", "scoring", "candidate_blocking_rules")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -698,6 +702,8 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
     if not blocking:
         node.fail("at least one blocking rule is needed", "blocking_rules")
     _check_rules(node, "blocking_rules", blocking)
+    candidates = node.list("candidate_blocking_rules")
+    _check_rules(node, "candidate_blocking_rules", candidates)
     training_node = node.node("training", required=False)
     if training_node:
         em_rules = training_node.list("em_blocking_rules", required=True)
@@ -731,6 +737,7 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
                                       choices=("parquet", "checkpoint", "persist")),
         scoring=node.str("scoring", required=False, default="engine", choices=("engine", "splink")),
         file=node.file,
+        candidate_blocking_rules=tuple(candidates),
     )
     _check_linkage_columns(node, training_node)
     if settings.edge_threshold > settings.cluster_threshold:
@@ -852,6 +859,7 @@ def _check_linkage_columns(node: _Node, training: _Node) -> None:
                 for name in value if isinstance(value, list) else [value]:
                     check(name, node, f"comparisons[{i}].{key}")
     for where, key, rules in ((node, "blocking_rules", node.data["blocking_rules"]),
+                              (node, "candidate_blocking_rules", node.data.get("candidate_blocking_rules") or []),
                               (training, "em_blocking_rules", training.data["em_blocking_rules"]),
                               (training, "deterministic_rules", training.data["deterministic_rules"])):
         for i, rule in enumerate(rules):

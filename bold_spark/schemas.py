@@ -148,6 +148,15 @@ EVALUATIONS = T.StructType([
     T.StructField("true_clusters", T.LongType()),
     T.StructField("share_people_split", T.DoubleType()),
     T.StructField("share_clusters_merging", T.DoubleType()),
+    # Why the true pairs missed were missed (quality/misses.py); null when the run's records or edges were not read.
+    T.StructField("missed_pairs", T.LongType()),
+    T.StructField("missed_rejected", T.LongType()),
+    T.StructField("missed_split_by_clustering", T.LongType()),
+    T.StructField("missed_between_thresholds", T.LongType()),
+    T.StructField("missed_below_edge_threshold", T.LongType()),
+    T.StructField("missed_not_blocked", T.LongType()),
+    T.StructField("not_blocked_field_missing", T.MapType(T.StringType(), T.LongType())),
+    T.StructField("not_blocked_field_disagreeing", T.MapType(T.StringType(), T.LongType())),
 ])
 
 

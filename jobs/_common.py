@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -12,8 +13,8 @@ from pathlib import Path
 # jobs/ run as scripts (python jobs/x.py or spark-submit jobs/x.py); make the package importable from a checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bold_spark.config import JobConfig, load_config  # noqa: E402
-from bold_spark.errors import BoldSparkError  # noqa: E402
+from bold_spark.config import JobConfig, TableRef, load_config  # noqa: E402
+from bold_spark.errors import BoldSparkError, ConfigError  # noqa: E402
 
 log = logging.getLogger("bold_spark.jobs")
 
@@ -54,3 +55,28 @@ def run(main: Callable[[argparse.Namespace, JobConfig], int], args: argparse.Nam
                   "stack frames)", type(exc).__name__)
         log.debug("stack:\n%s", "".join(traceback.format_tb(exc.__traceback__)))
         return 1
+
+
+_CATALOG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+
+
+def table_ref(value: str) -> TableRef:
+    """A catalog name (db.table) unless it looks like a path; relative paths are taken from the current folder."""
+    if "://" in value:
+        return TableRef(path=value)
+    if _CATALOG_NAME.match(value) and not Path(value).exists():
+        return TableRef(name=value)
+    return TableRef(path=str(Path(value).expanduser().resolve()))
+
+
+def column_mapping(value: str | None) -> dict[str, str]:
+    """``key=column,key=column`` -> {key: column}."""
+    if not value:
+        return {}
+    mapping = {}
+    for item in value.split(","):
+        key, sep, column = (part.strip() for part in item.partition("="))
+        if not sep or not key or not column:
+            raise ConfigError(f"--truth-columns: expected key=column pairs separated by commas, found {item!r}")
+        mapping[key] = column
+    return mapping

@@ -9,53 +9,30 @@
 A truth table has source_system, source_record_id and person_id; a labelled-pairs table has source_system_l,
 source_record_id_l, source_system_r, source_record_id_r and is_match (or, as bold.review_decisions has, a decision:
 the latest per pair counts, must_link a match). Either is a Delta path or a catalog table.
-Results replace the run's earlier rows for the same truth in <database>.<evaluations>.
+Results replace the run's earlier rows for the same truth in <database>.<evaluations>, with why each missed true
+pair was missed (quality/misses.py; --no-breakdown leaves it out), and the run's HTML report is regenerated to show
+them.
 """
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from pathlib import Path
 
-from _common import parser, run
+from _common import column_mapping, parser, run, table_ref
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from bold_spark.config import TableRef
-from bold_spark.errors import ConfigError
 from bold_spark.io.delta import read_table
 from bold_spark.io.state import state_path
 from bold_spark.clustering.constrained import clustering_input, pair_rules, with_compared_columns
 from bold_spark.linkage.model import load_model_json, register_similarity_functions
 from bold_spark.quality.evaluate import Evaluation, conform_labels, conform_truth, evaluate_run, threshold_sweep
 from bold_spark.review.decisions import decisions_as_labels
+from bold_spark.quality.misses import CAUSES, run_miss_inputs
+from bold_spark.quality.report import regenerate_with_evaluation
 from bold_spark.session import build_session
-
-_CATALOG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
-
-
-def table_ref(value: str) -> TableRef:
-    """A catalog name (db.table) unless it looks like a path; relative paths are taken from the current folder."""
-    if "://" in value:
-        return TableRef(path=value)
-    if _CATALOG_NAME.match(value) and not Path(value).exists():
-        return TableRef(name=value)
-    return TableRef(path=str(Path(value).expanduser().resolve()))
-
-
-def column_mapping(value: str | None) -> dict[str, str]:
-    """``key=column,key=column`` -> {key: column}."""
-    if not value:
-        return {}
-    mapping = {}
-    for item in value.split(","):
-        key, sep, column = (part.strip() for part in item.partition("="))
-        if not sep or not key or not column:
-            raise ConfigError(f"--truth-columns: expected key=column pairs separated by commas, found {item!r}")
-        mapping[key] = column
-    return mapping
 
 
 def _fmt(value, spec: str) -> str:
@@ -86,7 +63,30 @@ def print_evaluation(result: Evaluation, table: str) -> None:
             print(f"    {r['source_system_l']:<24} {r['source_system_r']:<24} {r['predicted_pairs']:>12,.0f} "
                   f"{r['true_pairs']:>12,.0f} {r['true_positive_pairs']:>12,.0f} {r['precision']:>9.4f} "
                   f"{r['recall']:>9.4f} {r['f1']:>9.4f}")
+    if o.get("missed_pairs") is not None:
+        print_misses(result)
     print(f"  recorded in {table}")
+
+
+def print_misses(result: Evaluation) -> None:
+    """Why the true pairs missed were missed, overall and per source pair, and the fields of the unblocked ones."""
+    names = {"rejected": "rejected", "split_by_clustering": "split", "between_thresholds": "between",
+             "below_edge_threshold": "below edge", "not_blocked": "not blocked"}
+    print("  missed true pairs by cause (split: above cluster_threshold but cut by clustering; between: recorded, "
+          "below cluster_threshold; below edge: generated, scored below edge_threshold; not blocked: no rule "
+          "generates it):")
+    print(f"    {'source_l':<24} {'source_r':<24} {'missed':>9}" + "".join(f" {names[c]:>11}" for c in CAUSES))
+    for r in [result.overall, *result.by_source_pair]:
+        if r is not result.overall and not r["missed_pairs"]:
+            continue
+        print(f"    {r['source_system_l'] or 'all':<24} {r['source_system_r'] or '':<24} {r['missed_pairs']:>9,}"
+              + "".join(f" {r[f'missed_{c}']:>11,}" for c in CAUSES))
+    o = result.overall
+    if o["missed_not_blocked"]:
+        print(f"  the {o['missed_not_blocked']:,} pairs no blocking rule generates, by field (pairs):")
+        print(f"    {'field':<20} {'missing':>9} {'disagree':>9}")
+        for field, missing in o["not_blocked_field_missing"].items():
+            print(f"    {field:<20} {missing:>9,} {o['not_blocked_field_disagreeing'][field]:>9,}")
 
 
 def main(args, config) -> int:
@@ -101,9 +101,14 @@ def main(args, config) -> int:
         inputs = {"truth": conform_truth(df, columns=columns, description=description)}
     else:
         inputs = {"labels": conform_labels(df, columns=columns, description=description)}
+    misses = None if args.no_breakdown else (
+        lambda run_id: run_miss_inputs(spark, config, run_id=run_id, max_versions=args.max_versions))
     result = evaluate_run(spark, config.output, truth_description=description, run_id=args.run_id,
-                          max_versions=args.max_versions, **inputs)
+                          max_versions=args.max_versions, misses=misses, **inputs)
     print_evaluation(result, config.output.qualified("evaluations"))
+    report = regenerate_with_evaluation(spark, config.output, config.report, result.run_id)
+    if report is not None:
+        print(f"  report with the evaluation: {report}")
     if args.sweep:
         print_sweep(sweep(spark, config, inputs), config)
     return 0
@@ -148,6 +153,9 @@ if __name__ == "__main__":
     p.add_argument("--sweep", action="store_true",
                    help="also cluster the current match_edges at a sweep of thresholds (connected components, and "
                         "constrained when constraints are declared) and print precision, recall and F1 for each")
+    p.add_argument("--no-breakdown", action="store_true",
+                   help="skip the breakdown of missed true pairs by cause (it reads the run's stored records and "
+                        "match_edges)")
     p.add_argument("--max-versions", type=int, default=50,
                    help="how many recent crosswalk versions to search for --run-id (default: %(default)s)")
     sys.exit(run(main, p.parse_args()))

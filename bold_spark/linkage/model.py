@@ -243,6 +243,14 @@ def _equi_join_conditions(specs: list[Any]) -> list[list[tuple[str, str]]]:
     return [_as_blocking_rule(build_blocking_rule(spec), "spark")._equi_join_conditions for spec in specs]
 
 
+def blocking_rule_sql(specs: Sequence[Any]) -> list[str]:
+    """Each configured rule as the Spark SQL Splink joins on (``l.<column>`` / ``r.<column>``): true on a pair row
+    with structs ``l`` and ``r`` exactly when the rule generates that pair (engine.py filters its pairs so too)."""
+    from splink.internals.blocking_analysis import _as_blocking_rule
+
+    return [_as_blocking_rule(build_blocking_rule(spec), "spark").blocking_rule_sql for spec in specs]
+
+
 def _same_on_both_sides(conds: list[tuple[str, str]]) -> bool:
     return bool(conds) and all(l_expr.strip() == r_expr.strip() for l_expr, r_expr in conds)
 

@@ -22,7 +22,7 @@ Precision with no predicted pairs is 1 (nothing was asserted wrongly), recall wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +34,14 @@ from bold_spark.config import OutputTables
 from bold_spark.crosswalk.build import cluster_records
 from bold_spark.errors import DataQualityError, SchemaContractError
 from bold_spark.io.delta import ensure_database, read_table_as_of_run, replace_rows
+from bold_spark.quality.misses import (
+    MissInputs,
+    empty_breakdown,
+    fields_of,
+    miss_breakdown,
+    true_pairs_of_labels,
+    true_pairs_of_truth,
+)
 from bold_spark.schemas import EVALUATIONS, conform
 
 log = logging.getLogger(__name__)
@@ -332,6 +340,15 @@ def evaluation_rows(crosswalk: DataFrame, *, truth: DataFrame | None = None, lab
     return conform(rows.withColumns(absent), EVALUATIONS)
 
 
+def add_breakdown(rows: list[dict[str, Any]], breakdown: Mapping[Any, dict[str, Any]], fields: Sequence[str]) -> None:
+    """Put misses.miss_breakdown's counts on the evaluation rows (dicts, changed in place): the overall row's on
+    the row whose sources are null, each source pair's on its row; a row with nothing missed gets zeros."""
+    nothing_missed = empty_breakdown(fields)
+    for r in rows:
+        key = None if r["source_system_l"] is None else (r["source_system_l"], r["source_system_r"])
+        r.update(breakdown.get(key, nothing_missed))
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What evaluate_run wrote: the overall row and the rows per source pair (bounded: one per source pair)."""
@@ -346,9 +363,11 @@ class Evaluation:
 
 def evaluate_run(spark: SparkSession, output: OutputTables, *, truth: DataFrame | None = None,
                  labels: DataFrame | None = None, truth_description: str, run_id: str | None = None,
-                 max_versions: int = 50) -> Evaluation:
+                 max_versions: int = 50, misses: Callable[[str], MissInputs | None] | None = None) -> Evaluation:
     """Evaluate a run's crosswalk (default: the current one) and replace that run's rows for this truth in
     ``<database>.<evaluations>``. ``truth`` / ``labels`` are already conformed (conform_truth / conform_labels).
+    With ``misses`` (run id -> the run's records, edges, rules and thresholds: misses.run_miss_inputs) each row
+    also says why its missed true pairs were missed (quality/misses.py); without (or given None), they are null.
     """
     if (truth is None) == (labels is None):
         raise ValueError("give exactly one of truth or labels")
@@ -369,10 +388,17 @@ def evaluate_run(spark: SparkSession, output: OutputTables, *, truth: DataFrame 
     if labels is not None and overall["labelled_pairs_missing"] == overall["labelled_pairs"]:
         raise DataQualityError(f"{truth_description}: no labelled pair has both records in the crosswalk; do its "
                                "source_system names match the configured sources?")
+    rows = [r.asDict() for r in rows]
+    inputs = misses(run_id) if misses is not None else None
+    if inputs is not None:
+        pairs = true_pairs_of_truth(truth) if truth is not None else true_pairs_of_labels(labels)
+        add_breakdown(rows, miss_breakdown(pairs, crosswalk.select(*KEYS, "cluster_id"), inputs),
+                      fields_of(inputs.records))
+    overall = next(r for r in rows if r["source_system_l"] is None)
     ensure_database(spark, output)
     replace_rows(spark.createDataFrame(rows, EVALUATIONS), output.qualified("evaluations"),
                  {"run_id": run_id, "truth_kind": overall["truth_kind"], "truth": truth_description})
-    by_pair = sorted((r.asDict() for r in rows if r["source_system_l"] is not None),
+    by_pair = sorted((r for r in rows if r["source_system_l"] is not None),
                      key=lambda r: (r["source_system_l"], r["source_system_r"]))
     return Evaluation(run_id, version, truth_description, overall["truth_kind"], overall, by_pair)
 

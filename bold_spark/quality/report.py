@@ -315,10 +315,59 @@ document.body.setAttribute('data-charts-rendered',n+'/'+s.length);});
 """
 
 
+_CAUSE_LABELS = {"rejected": "a record rejected", "split_by_clustering": "above cluster_threshold, split by clustering",
+                 "between_thresholds": "recorded, below cluster_threshold", "below_edge_threshold":
+                 "generated, scored below edge_threshold", "not_blocked": "no blocking rule generates it"}
+
+
+def evaluation_html(evaluations: Sequence[Mapping[str, Any]]) -> str:
+    """The accuracy against each truth (rows of the evaluations table for one run) and why missed true pairs were
+    missed: causes per source pair, and the fields missing or disagreeing in the pairs no rule generates."""
+    parts = ["<h2>Accuracy against the truth</h2>"]
+    truths = sorted({(r["truth_kind"], r["truth"]) for r in evaluations})
+    for kind, truth in truths:
+        rows = [r for r in evaluations if (r["truth_kind"], r["truth"]) == (kind, truth)]
+        overall = next((r for r in rows if r["source_system_l"] is None), None)
+        if overall is None:
+            continue
+        parts.append(f"<h3>{_E(truth)} ({_E(kind)}), evaluated {_E(str(overall['evaluated_at']))}</h3>"
+                     "<table><tr><th>precision</th><th>recall</th><th>F1</th><th>true pairs</th>"
+                     "<th>true positives</th><th>missed</th></tr><tr>"
+                     f"<td>{overall['precision']:.4f}</td><td>{overall['recall']:.4f}</td><td>{overall['f1']:.4f}</td>"
+                     f"<td>{overall['true_pairs']:,.0f}</td><td>{overall['true_positive_pairs']:,.0f}</td>"
+                     f"<td>{overall['true_pairs'] - overall['true_positive_pairs']:,.0f}</td></tr></table>")
+        if overall.get("missed_pairs") is None:
+            parts.append("<p>No breakdown of the missed pairs was recorded (the run's records or edges were not "
+                         "read).</p>")
+            continue
+        causes = list(_CAUSE_LABELS)
+        parts.append(hbar_chart([(_CAUSE_LABELS[c], float(overall[f"missed_{c}"] or 0)) for c in causes],
+                                title="missed true pairs by cause", signed=False, value_fmt="{:,.0f}"))
+        by_pair = sorted((r for r in rows if r["source_system_l"] is not None and r.get("missed_pairs")),
+                         key=lambda r: (r["source_system_l"], r["source_system_r"]))
+        parts.append("<table><tr><th>source</th><th>source</th><th>missed</th>"
+                     + "".join(f"<th>{_E(_CAUSE_LABELS[c])}</th>" for c in causes) + "</tr>"
+                     + "".join(f"<tr><th>{_E(r['source_system_l'] or 'all')}</th><th>{_E(r['source_system_r'] or '')}"
+                               f"</th><td>{r['missed_pairs']:,}</td>"
+                               + "".join(f"<td>{r[f'missed_{c}'] or 0:,}</td>" for c in causes) + "</tr>"
+                               for r in [overall, *by_pair]) + "</table>")
+        missing = overall.get("not_blocked_field_missing") or {}
+        disagreeing = overall.get("not_blocked_field_disagreeing") or {}
+        if overall["missed_not_blocked"]:
+            parts.append(f"<p>Of the {overall['missed_not_blocked']:,} true pairs no blocking rule generates, how many "
+                         "lack each field on a side, or hold two different values (counts of pairs):</p>"
+                         "<table><tr><th>field</th><th>missing</th><th>disagreeing</th></tr>"
+                         + "".join(f"<tr><th>{_E(f)}</th><td>{n:,}</td><td>{disagreeing.get(f, 0):,}</td></tr>"
+                                   for f, n in missing.items()) + "</table>")
+    return "".join(parts)
+
+
 def render_report(quality: RunQuality, *, samples: Sequence[Mapping[str, Any]] = (),
                   show_personal_values: bool = False, decision: Any = None,
-                  run_info: Mapping[str, Any] | None = None) -> str:
-    """The whole report as one HTML string (inline CSS and SVG; no external reference)."""
+                  run_info: Mapping[str, Any] | None = None,
+                  evaluations: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The whole report as one HTML string (inline CSS and SVG; no external reference). ``evaluations``: the
+    run's rows of the evaluations table, shown when a truth was given (make evaluate)."""
     levels = levels_from_quality(quality)
     prior = quality.scalar("prior_match_probability")
     parts = [f"<h1>Linkage quality: run {_E(quality.run_id)}</h1>",
@@ -360,6 +409,8 @@ def render_report(quality: RunQuality, *, samples: Sequence[Mapping[str, Any]] =
                      "</th><th>share where all agree</th></tr>"
                      + "".join(f"<tr><th>{_E(r['dimension'])}</th><td>{r['records'] or 0:,}</td>"
                                f"<td>{_pct(r['value'])}</td></tr>" for r in agreement) + "</table>")
+    if evaluations:
+        parts.append(evaluation_html(evaluations))
     parts.append("<h2>Link rates by group</h2>" + group_tables(quality))
     if levels:
         parts.append("<h2>The model</h2>")
@@ -416,5 +467,26 @@ def report_from_tables(spark: SparkSession, output: OutputTables, settings: Repo
             log.warning("no sample edges for the report of run %s: %s", run_id, exc)
     if settings.show_personal_values:
         log.info("report.show_personal_values is true, but a regenerated report has no personal values to show")
-    html_text = render_report(quality, samples=samples, run_info=_run_info(spark, output, run_id))
+    html_text = render_report(quality, samples=samples, run_info=_run_info(spark, output, run_id),
+                              evaluations=run_evaluations(spark, output, run_id))
     return write_report(html_text, directory or settings.directory, run_id)
+
+
+def run_evaluations(spark: SparkSession, output: OutputTables, run_id: str) -> list[dict[str, Any]]:
+    """The run's rows of <evaluations> (the latest evaluation against each truth), or none."""
+    name = output.qualified("evaluations")
+    if not spark.catalog.tableExists(name):
+        return []
+    return [r.asDict() for r in spark.table(name).where(F.col("run_id") == run_id)
+            .collect()]  # bounded: one row per source pair per truth (re-evaluation replaces them)
+
+
+def regenerate_with_evaluation(spark: SparkSession, output: OutputTables, settings: ReportSettings,
+                               run_id: str) -> Path | None:
+    """Regenerate the run's report (report_from_tables) so it shows the evaluation just recorded; None when the
+    run has no quality rows to build it from."""
+    name = output.qualified("run_quality")
+    if not spark.catalog.tableExists(name) or not spark.table(name).where(F.col("run_id") == run_id).limit(1).count():
+        log.info("no report regenerated for run %s: it has no rows in %s", run_id, name)
+        return None
+    return report_from_tables(spark, output, settings, run_id)

@@ -58,6 +58,7 @@ def test_an_earlier_run_is_read_by_time_travel_and_re_runs_replace_its_rows(spar
         result = evaluate_run(spark, output, truth=_truth(spark, ref), truth_description=ref.describe(),
                               run_id="r1")
     assert (result.run_id, result.crosswalk_version) == ("r1", 0)
+    assert result.overall["missed_pairs"] is None  # no breakdown asked for: its columns stay null
     assert (result.overall["f1"], result.overall["bcubed_precision"], result.overall["bcubed_recall"]) == (1, 1, 1)
     # (a,b): x holds a1, a2 and b1 -> 2*1 predicted, all true; b2 alone in y
     (ab,) = [r for r in result.by_source_pair if (r["source_system_l"], r["source_system_r"]) == ("a", "b")]
@@ -113,6 +114,7 @@ def test_the_job_evaluates_the_current_crosswalk_by_default_and_prints_both_tabl
     config = load_config(tmp_path / "env.yaml")
     monkeypatch.setattr(job, "build_session", lambda settings: spark)  # the suite's session, not a new one
     args = argparse.Namespace(truth=ref.path, labels=None, run_id=None, max_versions=50, sweep=False,
+                              no_breakdown=False,  # no match_edges here: the breakdown is left out, with a warning
                               truth_columns="source_system=src,source_record_id=rid,person_id=pid")
     assert job.main(args, config) == 0
     out = capsys.readouterr().out

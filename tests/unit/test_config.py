@@ -110,6 +110,23 @@ def test_a_linkage_file_extends_another_and_errors_name_the_file_that_holds_the_
         load_config(tmp_path / "env.yaml")
 
 
+def test_candidate_blocking_rules_are_checked_and_left_out_of_the_digest(tmp_path):
+    linkage = yaml.safe_load((PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml").read_text())
+    linkage.pop("candidate_blocking_rules", None)
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(linkage))
+    plain = load_config(write_env(tmp_path, SOURCE, linkage="model.yaml"))
+    assert plain.linkage.candidate_blocking_rules == ()
+    linkage["candidate_blocking_rules"] = [["surname", "birth_year"], "l.first_name = r.surname"]
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(linkage))
+    measured = load_config(tmp_path / "env.yaml")
+    assert measured.linkage.candidate_blocking_rules == (["surname", "birth_year"], "l.first_name = r.surname")
+    assert measured.digest() == plain.digest()  # never used to score: an incremental run need not start over
+    linkage["candidate_blocking_rules"] = [["surname", "year_of_birth"]]
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(linkage))
+    with pytest.raises(ConfigError, match=r"model.yaml: candidate_blocking_rules\[0\]: unknown column 'year_of_birth'"):
+        load_config(tmp_path / "env.yaml")
+
+
 def test_duplicate_source_names_are_refused(tmp_path):
     env = write_env(tmp_path, SOURCE)
     (tmp_path / "sources" / "again.yaml").write_text(yaml.safe_dump(SOURCE))

@@ -24,6 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UK_LINKAGE = PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml"
 TEST_MODEL = PROJECT_ROOT / "tests" / "data" / "uk_person_model.json"
 FEBRL_LINKAGE = PROJECT_ROOT / "conf" / "linkage" / "febrl.yaml"
+NEXT_RULE = len(yaml.safe_load(UK_LINKAGE.read_text())["blocking_rules"])  # the index of a rule appended to them
 
 
 def _environment(tmp_path: Path, edit=None, *, model: Path | None = TEST_MODEL) -> Path:
@@ -132,8 +133,10 @@ def test_a_model_file_that_is_not_a_model_names_the_file_and_says_to_retrain(tmp
 @pytest.mark.parametrize("edit, key, name", [
     (lambda l: l["comparisons"].append({"kind": "exact", "column": "passport"}), r"comparisons\[8\].column", "passport"),
     (lambda l: l["comparisons"][2].update(year_column="yob"), r"comparisons\[2\].year_column", "yob"),
-    (lambda l: l["blocking_rules"].append(["surname", "postcode_area"]), r"blocking_rules\[13\]", "postcode_area"),
-    (lambda l: l["blocking_rules"].append("l.surname = r.surname and l.dob = r.dob"), r"blocking_rules\[13\]", "dob"),
+    (lambda l: l["blocking_rules"].append(["surname", "postcode_area"]), rf"blocking_rules\[{NEXT_RULE}\]",
+     "postcode_area"),
+    (lambda l: l["blocking_rules"].append("l.surname = r.surname and l.dob = r.dob"),
+     rf"blocking_rules\[{NEXT_RULE}\]", "dob"),
     (lambda l: l["training"]["em_blocking_rules"].append(["birth_date"]), r"training.em_blocking_rules\[2\]",
      "birth_date"),
     (lambda l: l["training"]["deterministic_rules"].append(["ni_number"]), r"training.deterministic_rules\[2\]",
@@ -148,7 +151,8 @@ def test_an_unknown_column_stops_at_configuration_time_with_the_file_key_and_all
 
 
 def test_a_sql_rule_must_name_columns_of_both_records(tmp_path):
-    with pytest.raises(ConfigError, match=r"blocking_rules\[13\]: a SQL rule must compare columns of both records"):
+    with pytest.raises(ConfigError,
+                       match=rf"blocking_rules\[{NEXT_RULE}\]: a SQL rule must compare columns of both records"):
         load_config(_environment(tmp_path, lambda l: l["blocking_rules"].append("surname = surname")))
 
 
