@@ -7,14 +7,25 @@ import json
 
 from bold_spark.config import TableRef
 from bold_spark.io.delta_log import newest_version, table_properties
+from pyspark.sql import functions as F
+
 from bold_spark.io.state import RETENTION_PROPERTY, StateChanges, read_state, state_path, update_state, write_state
+from bold_spark.standardise.person import STANDARDISED_COLUMNS
 from tests.integration.conftest import demo_environment
 
 COLUMNS = "source_system string, source_record_id string, surname string"
 
 
+def _records(spark, rows):
+    """Stored records as standardisation gives them (every column; read_state refuses other columns), these three
+    filled in and the rest null."""
+    given = spark.createDataFrame(rows, COLUMNS)
+    return given.select(*[F.col(c) if c in given.columns else F.lit(None).cast("string").alias(c)
+                          for c in STANDARDISED_COLUMNS])
+
+
 def _stored(spark, config, rows, run_id):
-    write_state(spark.createDataFrame(rows, COLUMNS), config, run_id=run_id)
+    write_state(_records(spark, rows), config, run_id=run_id)
 
 
 def _ids_on_disk(spark, config) -> set[str]:
@@ -31,7 +42,7 @@ def test_the_log_keeps_row_counts_but_no_values(spark, tmp_path):
     """VACUUM deletes data files, not log entries: a name in a file's min/max statistics would outlive it."""
     config = demo_environment(tmp_path, database="state_statistics")
     # stored before statistics were left out: a table written with Delta's defaults (min/max of every column)
-    (spark.createDataFrame([("probation", "p0", "OLDNAME")], COLUMNS).write.format("delta")
+    (_records(spark, [("probation", "p0", "OLDNAME")]).write.format("delta")
      .partitionBy("source_system").save(str(state_path(config))))
     assert "OLDNAME" in _commits(config)[0]  # what Delta logs by default
     _stored(spark, config, [("probation", "p1", "SMITH"), ("housing", "h1", "JONES")], "run-1")
@@ -71,7 +82,7 @@ def test_the_configured_retention_is_the_tables_own_and_follows_the_config(spark
     _stored(spark, config, [("probation", "p1", "A")], "run-1")
     assert table_properties(spark, ref)[RETENTION_PROPERTY] == "interval 43200 seconds"
     longer = dataclasses.replace(config, state_retention_days=30)
-    fresh = spark.createDataFrame([("probation", "p2", "B")], COLUMNS)
+    fresh = _records(spark, [("probation", "p2", "B")])
     nothing_replaced = spark.createDataFrame([], "source_system string, source_record_id string")
     base = read_state(spark, longer, run_id="run-1").version
     assert update_state(StateChanges(fresh, nothing_replaced, base), fresh, longer, run_id="run-2") == "merged"
@@ -87,11 +98,11 @@ def test_a_row_an_incremental_merge_removes_leaves_the_disk(spark, tmp_path):
     vectors (the output tables') its row would stay in the current file, masked, until a full run."""
     config = demo_environment(tmp_path, database="state_merge_removes", state_retention_days=0)
     # stored by earlier code, with the output tables' deletion vectors: the MERGE alters the table first
-    (spark.createDataFrame([("probation", "p1", "A"), ("probation", "withdrawn", "B")], COLUMNS).coalesce(1)
+    (_records(spark, [("probation", "p1", "A"), ("probation", "withdrawn", "B")]).coalesce(1)
      .write.format("delta").option("delta.enableDeletionVectors", "true").option("userMetadata", "run-1")
      .partitionBy("source_system").save(str(state_path(config))))
     base = read_state(spark, config, run_id="run-1").version
-    fresh = spark.createDataFrame([("probation", "p2", "C")], COLUMNS)
+    fresh = _records(spark, [("probation", "p2", "C")])
     replaced = spark.createDataFrame([("probation", "withdrawn")], "source_system string, source_record_id string")
     assert update_state(StateChanges(fresh, replaced, base), fresh, config, run_id="run-2") == "merged"
     assert _ids_on_disk(spark, config) == {"p1", "p2"}
