@@ -35,14 +35,18 @@ CROSSWALK = T.StructType([
     T.StructField("match_probability", T.DoubleType()),
 ])
 
-MATCH_EDGES = T.StructType([
-    T.StructField("source_system_l", T.StringType(), False),
-    T.StructField("source_record_id_l", T.StringType(), False),
-    T.StructField("source_system_r", T.StringType(), False),
-    T.StructField("source_record_id_r", T.StringType(), False),
+# A pair of records (both sides' keys) and how it scored: shared by match_edges, the review queue and decisions.
+PAIR_KEYS = [T.StructField(f"{key}_{side}", T.StringType(), False)
+             for side in ("l", "r") for key in ("source_system", "source_record_id")]
+PAIR_SCORE = [
     T.StructField("match_weight", T.DoubleType()),
     T.StructField("match_probability", T.DoubleType()),
     T.StructField("comparison_levels", T.MapType(T.StringType(), T.IntegerType())),
+]
+
+MATCH_EDGES = T.StructType([
+    *PAIR_KEYS,
+    *PAIR_SCORE,
     T.StructField("run_id", T.StringType(), False),
 ])
 
@@ -219,10 +223,7 @@ RECORD_GROUPS = T.StructType([
 # Loaded by jobs/review.py import (validated, all or nothing) or by SQL INSERT; every later run reads it. The latest
 # decision on a pair (decided_at) is the one that holds. ``reason`` is the reviewer's own text.
 REVIEW_DECISIONS = T.StructType([
-    T.StructField("source_system_l", T.StringType(), False),
-    T.StructField("source_record_id_l", T.StringType(), False),
-    T.StructField("source_system_r", T.StringType(), False),
-    T.StructField("source_record_id_r", T.StringType(), False),
+    *PAIR_KEYS,
     T.StructField("decision", T.StringType(), False),  # must_link or cannot_link
     T.StructField("reviewer", T.StringType(), False),
     T.StructField("reason", T.StringType()),
@@ -235,13 +236,8 @@ REVIEW_DECISIONS = T.StructType([
 # quality measures flag: too_large, date_of_birth, sex). Highest priority first.
 REVIEW_QUEUE = T.StructType([
     T.StructField("run_id", T.StringType(), False),
-    T.StructField("source_system_l", T.StringType(), False),
-    T.StructField("source_record_id_l", T.StringType(), False),
-    T.StructField("source_system_r", T.StringType(), False),
-    T.StructField("source_record_id_r", T.StringType(), False),
-    T.StructField("match_weight", T.DoubleType()),
-    T.StructField("match_probability", T.DoubleType()),
-    T.StructField("comparison_levels", T.MapType(T.StringType(), T.IntegerType())),
+    *PAIR_KEYS,
+    *PAIR_SCORE,
     T.StructField("cluster_id_l", T.StringType()),
     T.StructField("cluster_id_r", T.StringType()),
     T.StructField("reason", T.StringType(), False),

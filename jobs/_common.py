@@ -80,3 +80,15 @@ def column_mapping(value: str | None) -> dict[str, str]:
             raise ConfigError(f"--truth-columns: expected key=column pairs separated by commas, found {item!r}")
         mapping[key] = column
     return mapping
+
+
+def add_truth_arguments(p: argparse.ArgumentParser) -> None:
+    """--truth or --labels (one of them) and --truth-columns: how jobs/evaluate.py and jobs/blocking_report.py are
+    told what is true. The examples in the job's docstring keep their lines."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--truth", help="Delta path or catalog table: source_system, source_record_id, person_id")
+    given.add_argument("--labels", help="Delta path or catalog table of labelled pairs: source_system_l, "
+                                        "source_record_id_l, source_system_r, source_record_id_r, is_match")
+    p.add_argument("--truth-columns", help="where the table's column names differ: key=column,... "
+                                           "(e.g. person_id=person_key)")

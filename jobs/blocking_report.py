@@ -12,13 +12,12 @@ greedy order. Nothing is scored or written to the catalog.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from _common import column_mapping, parser, run, table_ref
+from _common import add_truth_arguments, column_mapping, parser, run, table_ref
 
 from pyspark.sql import functions as F
 
@@ -103,12 +102,7 @@ def main(args, config) -> int:
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
-    given = p.add_mutually_exclusive_group(required=True)
-    given.add_argument("--truth", help="Delta path or catalog table: source_system, source_record_id, person_id")
-    given.add_argument("--labels", help="Delta path or catalog table of labelled pairs: source_system_l, "
-                                        "source_record_id_l, source_system_r, source_record_id_r, is_match")
-    p.add_argument("--truth-columns", help="where the table's column names differ: key=column,...")
+    add_truth_arguments(p)
     p.add_argument("--linkage", help="a linkage file to measure instead of the environment's (its rules and "
                                      "candidate_blocking_rules)")
     p.add_argument("--json", help="also write the figures to this file as JSON")

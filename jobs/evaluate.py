@@ -15,10 +15,9 @@ them.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from _common import column_mapping, parser, run, table_ref
+from _common import add_truth_arguments, column_mapping, parser, run, table_ref
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
@@ -142,13 +141,7 @@ def print_sweep(rows: list[dict], config) -> None:
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
-    given = p.add_mutually_exclusive_group(required=True)
-    given.add_argument("--truth", help="Delta path or catalog table: source_system, source_record_id, person_id")
-    given.add_argument("--labels", help="Delta path or catalog table of labelled pairs: source_system_l, "
-                                        "source_record_id_l, source_system_r, source_record_id_r, is_match")
-    p.add_argument("--truth-columns", help="where the table's column names differ: key=column,... "
-                                           "(e.g. person_id=person_key)")
+    add_truth_arguments(p)
     p.add_argument("--run-id", help="the run whose crosswalk to evaluate (default: the current crosswalk's)")
     p.add_argument("--sweep", action="store_true",
                    help="also cluster the current match_edges at a sweep of thresholds (connected components, and "
