@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -137,6 +138,10 @@ def build_session(settings: SparkSettings) -> SparkSession:
     conf.update(catalog_conf(settings))
     if not running_under_spark_submit():
         builder = builder.master(settings.master)
+        if settings.master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            # Python workers run the job's own interpreter (its environment's pyarrow, pandas, bold_spark), not
+            # whatever `python3` is first on PATH: PySpark's default, which lacks them outside the environment.
+            os.environ["PYSPARK_PYTHON"] = sys.executable
         conf["spark.jars"] = ",".join(session_jars(settings.jars_dir, postgres=settings.catalog.type == "postgres"))
     conf.update(settings.conf)
     for key, value in conf.items():

@@ -17,6 +17,25 @@ def test_splink_similarity_functions_are_registered_through_the_jar(spark):
     assert 0.95 < value < 0.97
 
 
+def test_python_udfs_run_in_the_job_s_own_interpreter_with_its_packages(spark):
+    """In local mode the Python workers run the driver's interpreter, not `python3` from PATH (which lacks the
+    environment's pyarrow: with pandas installed, PySpark 4.2 runs Python UDFs through Arrow)."""
+    import sys
+
+    from pyspark.sql import functions as F
+
+    @F.udf("string")
+    def interpreter(_):
+        import sys as worker_sys
+
+        import pyarrow  # noqa: F401  (the Arrow path needs it; fails in an interpreter without it)
+
+        return worker_sys.executable
+
+    ran_in = spark.range(1).select(interpreter(F.col("id")).alias("python")).first()["python"]
+    assert ran_in == sys.executable
+
+
 def test_a_setting_spark_rejects_names_the_environment_file_and_spark_conf(tmp_path):
     """A job whose spark.conf the JVM refuses (a heap size in the wrong unit): exit 2 naming the file and key."""
     import shutil
