@@ -16,7 +16,9 @@ from bold_spark.review.decisions import import_decisions
 from bold_spark.schemas import REVIEW_QUEUE
 from tests.integration.conftest import demo_environment
 
-pytestmark = [pytest.mark.slow, pytest.mark.tables]
+# make test-processes (with the other runs in a row): three links and two imports, about 180 s, which `make test`
+# (under its 600 s budget) cannot carry
+pytestmark = [pytest.mark.processes, pytest.mark.slow, pytest.mark.tables]
 
 # (source, id, forename, surname, date of birth, postcode)
 RECORDS = [
