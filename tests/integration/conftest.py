@@ -65,3 +65,13 @@ def linked_sample(spark, tmp_path_factory) -> LinkedSample:
         mp.setenv(PSEUDONYM_KEY_ENV, PSEUDONYM_KEY)
         record = pipeline.link(spark, config, as_of=AS_OF)
         yield LinkedSample(config, record, spark.read.format("delta").load(str(root / "truth")))
+
+
+def load_job(name: str):
+    """A job file (jobs/<name>.py) as a module, so a test runs its main in the test's own process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_job", PROJECT_ROOT / "jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

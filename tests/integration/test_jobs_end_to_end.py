@@ -12,7 +12,6 @@ one job runs at a time, and this process reads the output tables by path (no met
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from pyspark.sql import functions as F
 from bold_spark.config import load_config
 from bold_spark.faults import PAUSE_AT, PAUSE_DIR
 from bold_spark.linkage.model import checkpoints_under
+from tests.integration.conftest import load_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2026-01-01"
@@ -107,13 +107,6 @@ def _add_bad_records(spark, path: str) -> None:
     bad.write.format("delta").mode("append").save(path)
 
 
-def _load_job(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_job", PROJECT_ROOT / "jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def environment(spark, tmp_path_factory) -> Path:
     """conf/local.yaml under a temporary base_dir and a small local master: the demo sources written by
@@ -131,7 +124,7 @@ def environment(spark, tmp_path_factory) -> Path:
     env_file = root / "env.yaml"
     env_file.write_text(yaml.safe_dump(conf))
     with checkpoints_under(spark, str(root / "var" / "checkpoints")):  # the job sets the env's checkpoint folder
-        assert _load_job("generate_sample").main(["--conf", str(env_file), "--scale", "1200", "--seed", "17"]) == 0
+        assert load_job("generate_sample").main(["--conf", str(env_file), "--scale", "1200", "--seed", "17"]) == 0
     _add_bad_records(spark, str(root / "var" / "sample" / "prison_releases"))
     model = load_config(env_file).linkage.model_path  # trained models are tested by test_public_data.py
     model.parent.mkdir(parents=True, exist_ok=True)

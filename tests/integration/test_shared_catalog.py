@@ -10,7 +10,6 @@ it ends, whatever happened.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from pyspark.sql import functions as F
 
 from bold_spark.config import load_config
 from bold_spark.linkage.model import checkpoints_under
+from tests.integration.conftest import load_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEST_MODEL = PROJECT_ROOT / "tests" / "data" / "uk_person_model.json"
@@ -73,13 +73,6 @@ def _finish(process: subprocess.Popen, log: Path, timeout: float = 900) -> None:
     assert code == 0, f"{log.name} failed ({code}):\n{log.read_text(errors='replace')[-4000:]}"
 
 
-def _load_job(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_job", PROJECT_ROOT / "jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def shared(spark):
     """conf/shared.yaml under a temporary folder with ports of its own, its PostgreSQL and endpoint up, the demo
@@ -116,7 +109,7 @@ def shared(spark):
         with checkpoints_under(spark, str(root / "var" / "checkpoints")), pytest.MonkeyPatch.context() as mp:
             for name, value in secrets.items():  # the job reads the configuration, catalog password included
                 mp.setenv(name, value)
-            generate = _load_job("generate_sample").main  # in this process, while the endpoint starts
+            generate = load_job("generate_sample").main  # in this process, while the endpoint starts
             assert generate(["--conf", str(env_file), "--scale", str(RECORDS), "--seed", "23"]) == 0
         _finish(server, root / "serve.log")
         first = _start(root / "first.log", "jobs/link.py", "--conf", str(env_file), "--as-of", AS_OF, **secrets)
