@@ -1,6 +1,8 @@
 """Reviewers' decisions hold in every later run: a full run, then decisions imported, then a full run that applies
-them, then more decisions, a record withdrawn at source and an incremental run. Fifteen records in three Delta
-sources, scored with the committed test model; the runs are built once for the module."""
+them, then more decisions, a record withdrawn at source and an incremental run, then three more runs (an incremental
+run after a record arrives that matches both sides of a cannot_link, a full run, an incremental run with nothing
+changed). Seventeen records in three Delta sources, scored with the committed test model; the runs are built once
+for the module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from bold_spark.review.decisions import import_decisions
 from bold_spark.schemas import REVIEW_QUEUE
 from tests.integration.conftest import demo_environment
 
-# make test-processes (with the other runs in a row): three links and two imports, about 180 s, which `make test`
+# make test-processes (with the other runs in a row): six links and two imports, about 300 s, which `make test`
 # (under its 600 s budget) cannot carry
 pytestmark = [pytest.mark.processes, pytest.mark.slow, pytest.mark.tables]
 
@@ -37,7 +39,12 @@ RECORDS = [
     ("gamma", "g_4", "Fatima", "Ali", "2001-12-12", "BD1 1HY"),
     ("beta", "b_5", "George", "Wilson", "1948-06-15", "EH1 1YZ"),
     ("alpha", "a_6", "Chloe", "Taylor", "1999-10-10", "BS1 4DJ"),
+    ("alpha", "a_u", "Robert", "Green", "1965-03-03", "NE1 7RU"),  # u: joined by a reviewer, first applied by
+    ("gamma", "g_u", "Bob", "Greene", "1965-03-30", "NE2 4AB"),    # an incremental run
 ]
+# Arrives before the fourth run: the same person as x by the scores, so it pulls on both sides of x's cannot_link.
+LATE_RECORD = ("g_x2", "John", "Smith", "1960-05-01", "SW1A 1AA")
+SCHEMA = "id string, forename string, surname string, dob string, postcode string"
 HEADER = "source_system_l,source_record_id_l,source_system_r,source_record_id_r,decision,reviewer,reason\n"
 
 
@@ -54,8 +61,7 @@ def review_runs(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     files = []
     for source in ("alpha", "beta", "gamma"):
-        spark.createDataFrame([r[1:] for r in RECORDS if r[0] == source],
-                              "id string, forename string, surname string, dob string, postcode string") \
+        spark.createDataFrame([r[1:] for r in RECORDS if r[0] == source], SCHEMA) \
             .write.format("delta").save(str(root / source))
         files.append(root / f"{source}.yaml")
         files[-1].write_text(yaml.safe_dump({
@@ -85,12 +91,17 @@ def review_runs(spark, tmp_path_factory):
     decide("first.csv", "alpha,a_x,gamma,g_x,cannot_link,ann,two people at one address",
            "alpha,a_y,beta,b_z,must_link,ann,married name")
     second = run(pipeline.link)
-    decide("second.csv", "alpha,a_w,beta,b_w,cannot_link,bob,", "alpha,a_v,gamma,g_v,must_link,bob,")
+    decide("second.csv", "alpha,a_w,beta,b_w,cannot_link,bob,", "alpha,a_v,gamma,g_v,must_link,bob,",
+           "alpha,a_u,gamma,g_u,must_link,bob,known as Bob")
     DeltaTable.forPath(spark, str(root / "alpha")).delete("id = 'a_v'")  # withdrawn at source
     third = run(link_incremental)
     queue = spark.table(out.qualified("review_queue"))
-    return {"first": first, "second": second, "third": third, "queue_columns": queue.columns,
-            "queue_runs": {r["run_id"] for r in queue.select("run_id").distinct().collect()}}
+    queue_runs = {r["run_id"] for r in queue.select("run_id").distinct().collect()}
+    # Three more runs with no new decision.
+    spark.createDataFrame([LATE_RECORD], SCHEMA).write.format("delta").mode("append").save(str(root / "gamma"))
+    later = [run(link_incremental), run(pipeline.link), run(link_incremental)]
+    return {"first": first, "second": second, "third": third, "later": later, "queue_columns": queue.columns,
+            "queue_runs": queue_runs}
 
 
 def test_the_first_run_links_what_the_reviewers_will_change(review_runs):
@@ -110,21 +121,41 @@ def test_a_cannot_link_splits_a_cluster_and_a_must_link_joins_two_in_the_next_fu
     assert second.link_run["review_edges_cut"] >= 1  # the weakest edge on the path between a_x and g_x
     reasons = {(e["event"], e["reason"]) for e in second.events}
     assert ("split", "cannot_link") in reasons and ("merged", "must_link") in reasons
-    assert c["a_w"] == c["b_w"]  # not decided yet
+    assert c["a_w"] == c["b_w"] and c["a_u"] != c["g_u"]  # not decided yet
 
 
 def test_decisions_hold_in_the_next_incremental_run_and_a_withdrawn_record_is_reported(review_runs):
     third = review_runs["third"]
     c = third.clusters
     assert c["a_w"] != c["b_w"]  # decided after the second run: split by the incremental run
-    assert any(e["event"] == "split" and e["reason"] == "cannot_link" for e in third.events)
+    assert c["a_u"] == c["g_u"]  # and joined by it
+    reasons = {(e["event"], e["reason"]) for e in third.events}
+    assert ("split", "cannot_link") in reasons and ("merged", "must_link") in reasons
     assert c["a_x"] != c["g_x"] and c["a_y"] == c["b_z"]  # the earlier decisions still hold
     assert "a_v" not in c
     assert (third.link_run["review_decisions_applied"], third.link_run["review_decisions_not_applicable"],
-            third.link_run["review_decisions_unmet"]) == (3, 1, 0)
+            third.link_run["review_decisions_unmet"]) == (4, 1, 0)
     assert third.link_run["job"] == "link_incremental" and third.link_run["status"] == "succeeded"
 
 
 def test_every_run_writes_the_review_queue_with_ids_and_levels_only(review_runs):
     assert review_runs["queue_columns"] == REVIEW_QUEUE.fieldNames()
     assert review_runs["queue_runs"] <= {review_runs["third"].record.run_id}
+
+
+def test_decisions_stay_applied_over_three_more_runs(review_runs):
+    """An incremental run after a record arrives that the scores put with both sides of a cannot_link, a full run,
+    and an incremental run with nothing changed: every decision holds in each, and none is unmet."""
+    for run in review_runs["later"]:
+        c, counts = run.clusters, run.link_run
+        assert run.link_run["status"] == "succeeded"
+        assert c["a_x"] != c["g_x"] and c["a_w"] != c["b_w"]
+        assert c["a_y"] == c["b_z"] and c["a_u"] == c["g_u"]
+        assert c["g_x2"] in (c["a_x"], c["g_x"])  # the newcomer joins x on one side of the cut
+        assert "a_v" not in c and len(c) == len(RECORDS)  # seventeen records, one withdrawn, one arrived
+        assert (counts["review_decisions_applied"], counts["review_decisions_not_applicable"],
+                counts["review_decisions_unmet"]) == (4, 1, 0)
+    arrived, full, unchanged = review_runs["later"]
+    assert [r.link_run["job"] for r in review_runs["later"]] == ["link_incremental", "link", "link_incremental"]
+    # Nothing changed after the full run: the incremental run publishes the same clusters and no event.
+    assert unchanged.clusters == full.clusters and unchanged.events == []
