@@ -268,6 +268,9 @@ class LinkageSettings:
     edge_threshold: float
     max_comparisons: float
     break_lineage_method: str = "parquet"
+    # Edges from cluster_threshold up to this probability join two records only as the strongest edge of one of
+    # them (bold_spark/crosswalk/build.py: best_links_only); None: every edge at cluster_threshold joins.
+    best_link_only_below: float | None = None
     # One rule may explode (a shared placeholder name) while the total stays under max_comparisons; None: no cap.
     max_comparisons_per_rule: float | None = None
     # How pairs are scored: "engine" (bold_spark/linkage/engine.py, one Spark plan) or "splink" (Splink's predict,
@@ -730,6 +733,8 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
         training=training,
         cluster_threshold=node.number("cluster_threshold", default=0.95, low=0.0, high=1.0),
         edge_threshold=node.number("edge_threshold", default=0.5, low=0.0, high=1.0),
+        best_link_only_below=(None if node._get("best_link_only_below", False, None) is None
+                              else node.number("best_link_only_below", default=1.0, low=0.0, high=1.0)),
         max_comparisons=node.number("max_comparisons", default=5e8, low=1),
         max_comparisons_per_rule=(None if node._get("max_comparisons_per_rule", False, None) is None
                                   else node.number("max_comparisons_per_rule", default=0, low=1)),
@@ -743,6 +748,9 @@ def _parse_linkage(node: _Node, base_dir: Path) -> LinkageSettings:
     if settings.edge_threshold > settings.cluster_threshold:
         node.fail("edge_threshold must not exceed cluster_threshold (edges that join clusters must be recorded)",
                   "edge_threshold")
+    if settings.best_link_only_below is not None and settings.best_link_only_below <= settings.cluster_threshold:
+        node.fail("best_link_only_below must be above cluster_threshold (edges below cluster_threshold join nothing "
+                  "anyway); leave it out to let every edge at cluster_threshold join", "best_link_only_below")
     node.finish()
     return settings
 

@@ -328,7 +328,8 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
                 clustering_nodes = nodes.join(clustering_input(accepted_now, config.constraints, rules), KEYS,
                                               how="left")
             clusters = cluster_records(clustering_nodes, strong, threshold=threshold, constraints=config.constraints,
-                                       rules=rules, cannot_link=None if decisions is None else decisions.cannot_link())
+                                       rules=rules, cannot_link=None if decisions is None else decisions.cannot_link(),
+                                       best_link_only_below=config.linkage.best_link_only_below)
             components = clusters.records.checkpoint()
             record.constraints = summarise_splits(clusters.splits, config.constraints,
                                                   decisions=decisions is not None)

@@ -515,7 +515,8 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                     threshold=config.linkage.cluster_threshold, run_id=record.run_id,
                     previous=previous, issued=history.issued_cluster_ids(spark, out),
                     at=record.started_at, constraints=config.constraints, rules=rules,
-                    cannot_link=None if decisions is None else decisions.cannot_link())
+                    cannot_link=None if decisions is None else decisions.cannot_link(),
+                    best_link_only_below=config.linkage.best_link_only_below)
                 record.constraints = summarise_splits(splits, config.constraints, decisions=decisions is not None)
                 record.count_decisions(decisions, record.constraints)
                 # Checkpointed (run scratch dir), not only cached: their plans read the crosswalk and cluster_events

@@ -127,7 +127,8 @@ def sweep(spark, config, inputs) -> list[dict]:
                                        rules)
         records = clustering_input(stored, config.constraints, rules)
         constraints = config.constraints
-    return threshold_sweep(records, edges, constraints=constraints, rules=rules, **inputs)
+    return threshold_sweep(records, edges, constraints=constraints, rules=rules,
+                           best_link_only_below=config.linkage.best_link_only_below if constraints else None, **inputs)
 
 
 def print_sweep(rows: list[dict], config) -> None:

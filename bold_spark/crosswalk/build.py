@@ -15,7 +15,7 @@ from bold_spark.schemas import CROSSWALK, conform
 
 KEYS = ["source_system", "source_record_id"]
 
-__all__ = ["build_crosswalk", "cluster_records", "Clusters", "best_edges", "finish_crosswalk", "record_key",
+__all__ = ["build_crosswalk", "cluster_records", "best_links_only", "Clusters", "best_edges", "finish_crosswalk", "record_key",
            "cluster_id_from_key"]
 
 
@@ -25,6 +25,25 @@ def _linking(edges: DataFrame, threshold: float) -> DataFrame:
         record_key(F.col("source_system_r"), F.col("source_record_id_r")).alias("dst"),
         "match_probability", "match_weight",
     )
+
+
+def best_links_only(linking: DataFrame, below: float | None) -> DataFrame:
+    """``linking`` (src, dst, match_probability, match_weight) without the edges below probability ``below`` that
+    are the strongest edge of neither end.
+
+    Why: at national scale many people share a common name and a near date of birth, and one weak edge between
+    two of them merges both people's records. A weak edge that is neither record's best link is such a bridge far
+    more often than a true link: a record with a stronger partner is already joined through it. Edges at or above
+    ``below`` (and reviewers' must_links, probability 1) always count. ``None``: every edge counts."""
+    if below is None:
+        return linking
+    ends = linking.select(F.col("src").alias("node"), "match_weight").unionByName(
+        linking.select(F.col("dst").alias("node"), "match_weight"))
+    best = ends.groupBy("node").agg(F.max("match_weight").alias("best"))
+    return (linking.join(best.toDF("src", "best_src"), "src").join(best.toDF("dst", "best_dst"), "dst")
+            .where((F.col("match_probability") >= below) | (F.col("match_weight") >= F.col("best_src"))
+                   | (F.col("match_weight") >= F.col("best_dst")))
+            .drop("best_src", "best_dst"))
 
 
 @dataclass(frozen=True)
@@ -37,9 +56,10 @@ class Clusters:
 
 def cluster_records(records: DataFrame, edges: DataFrame, *, threshold: float,
                     constraints: ConstraintSettings | None = None, rules: Sequence[PairRule] = (),
-                    cannot_link: DataFrame | None = None) -> Clusters:
+                    cannot_link: DataFrame | None = None, best_link_only_below: float | None = None) -> Clusters:
     """``records(source_system, source_record_id)`` + edges -> each record's component (its own key for a
-    singleton). Edges whose ends are not in ``records`` are ignored.
+    singleton). Edges whose ends are not in ``records`` are ignored, and so are the edges ``best_links_only``
+    drops (``linkage.best_link_only_below``).
 
     With ``constraints``, ``records`` also carries ``constraint_columns`` (once_key, date_of_birth, the distinct
     identifiers, the columns the pair ``rules`` compare), and a component that breaks a constraint is split
@@ -49,9 +69,10 @@ def cluster_records(records: DataFrame, edges: DataFrame, *, threshold: float,
     """
     keyed = records.withColumn("node", record_key(F.col("source_system"), F.col("source_record_id")))
     nodes = keyed.select(F.col("node").alias("k"))
-    linking = (_linking(edges, threshold)
-               .join(nodes.withColumnRenamed("k", "src"), "src", how="left_semi")
-               .join(nodes.withColumnRenamed("k", "dst"), "dst", how="left_semi"))
+    linking = best_links_only(_linking(edges, threshold)
+                              .join(nodes.withColumnRenamed("k", "src"), "src", how="left_semi")
+                              .join(nodes.withColumnRenamed("k", "dst"), "dst", how="left_semi"),
+                              best_link_only_below)
     components = connected_components(linking.select("src", "dst"))
     splits = None
     if (constraints is not None and constraints.any) or cannot_link is not None:
@@ -98,8 +119,8 @@ def finish_crosswalk(crosswalk_ids: DataFrame, edges: DataFrame, *, threshold: f
 def build_crosswalk(records: DataFrame, edges: DataFrame, *, threshold: float, run_id: str,
                     previous: DataFrame | None = None, issued: DataFrame | None = None,
                     at: datetime | None = None, constraints: ConstraintSettings | None = None,
-                    rules: Sequence[PairRule] = (), cannot_link: DataFrame | None = None
-                    ) -> tuple[DataFrame, DataFrame, DataFrame | None]:
+                    rules: Sequence[PairRule] = (), cannot_link: DataFrame | None = None,
+                    best_link_only_below: float | None = None) -> tuple[DataFrame, DataFrame, DataFrame | None]:
     """``records(source_system, source_record_id[, constraint columns])`` and scored ``edges`` -> (crosswalk,
     cluster events, components split by constraints or None).
 
@@ -109,7 +130,7 @@ def build_crosswalk(records: DataFrame, edges: DataFrame, *, threshold: float, r
     ``edges`` (probability 1), ``cannot_link`` pairs as in ``cluster_records``.
     """
     clusters = cluster_records(records, edges, threshold=threshold, constraints=constraints, rules=rules,
-                               cannot_link=cannot_link)
+                               cannot_link=cannot_link, best_link_only_below=best_link_only_below)
     # Checkpointed (the session's checkpoint dir, as connected_components does): the id assignment reads the
     # components several times, and re-planning their lineage for each read is slow.
     components = clusters.records.checkpoint()

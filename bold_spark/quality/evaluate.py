@@ -410,14 +410,14 @@ SWEEP_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 def threshold_sweep(records: DataFrame, edges: DataFrame, *, truth: DataFrame | None = None,
                     labels: DataFrame | None = None, thresholds: Sequence[float] = SWEEP_THRESHOLDS,
-                    constraints: ConstraintSettings | None = None, rules: Sequence[Any] = ()
-                    ) -> list[dict[str, Any]]:
+                    constraints: ConstraintSettings | None = None, rules: Sequence[Any] = (),
+                    best_link_only_below: float | None = None) -> list[dict[str, Any]]:
     """Re-cluster the recorded ``edges`` at each threshold and score the clusters against ``truth`` (records with
     person ids) or ``labels`` (pairs decided by review): one row per (threshold, clustering) with precision,
     recall and F1, so a team with labels picks ``cluster_threshold`` from figures. Thresholds below the run's
     ``edge_threshold`` see only the edges recorded. ``records``: the accepted records (keys, and the constraint
-    columns when ``constraints`` are given); with constraints (and the model's pair ``rules``) each threshold is
-    clustered both ways.
+    columns when ``constraints`` are given); with constraints (and the model's pair ``rules``, and
+    ``best_link_only_below`` as the run applies it) each threshold is clustered both ways.
     """
     if (truth is None) == (labels is None):
         raise ValueError("give exactly one of truth or labels")
@@ -428,7 +428,8 @@ def threshold_sweep(records: DataFrame, edges: DataFrame, *, truth: DataFrame | 
     for threshold in thresholds:
         for name, chosen in methods:
             clusters = cluster_records(records if chosen else records.select(*KEYS), edges, threshold=threshold,
-                                       constraints=chosen, rules=rules if chosen else ())
+                                       constraints=chosen, rules=rules if chosen else (),
+                                       best_link_only_below=best_link_only_below if chosen else None)
             crosswalk = clusters.records.select(*KEYS, F.col("component").alias("cluster_id"))
             scores = (pairwise_metrics(crosswalk, truth) if truth is not None
                       else labelled_pair_metrics(crosswalk, labels))

@@ -20,3 +20,33 @@ def test_long_chain_converges(spark):
     components = connected_components(edges)
     assert components.select("component").distinct().collect()[0]["component"] == "000"
     assert components.count() == n + 1
+
+
+def test_a_weak_edge_joins_two_records_only_as_the_best_link_of_one_of_them(spark):
+    """Two people, each with two records linked strongly (weight 20), and a weak edge (weight 3, probability 0.89)
+    between one record of each: neither record's best link, so it joins nothing. A weak edge that is a record's
+    only link (e) still joins, and with ``best_link_only_below`` left out every edge at the threshold joins."""
+    from bold_spark.crosswalk.build import cluster_records
+
+    def edge(l, r, weight):
+        return ("s", l, "s", r, float(weight), 1 / (1 + 2 ** -weight))
+
+    edges = spark.createDataFrame(
+        [edge("a1", "a2", 20), edge("b1", "b2", 20), edge("a2", "b1", 3), edge("e", "b2", 3), edge("f", "a1", 1)],
+        "source_system_l string, source_record_id_l string, source_system_r string, source_record_id_r string, "
+        "match_weight double, match_probability double")
+    records = spark.createDataFrame([("s", k) for k in ("a1", "a2", "b1", "b2", "e", "f")],
+                                    "source_system string, source_record_id string")
+
+    def groups(**kwargs) -> set[frozenset[str]]:
+        rows = cluster_records(records, edges, threshold=0.8, **kwargs).records.collect()
+        by_component: dict[str, set[str]] = {}
+        for r in rows:
+            by_component.setdefault(r["component"], set()).add(r["source_record_id"])
+        return {frozenset(g) for g in by_component.values()}
+
+    assert groups(best_link_only_below=0.99) == {frozenset({"a1", "a2"}), frozenset({"b1", "b2", "e"}),
+                                                 frozenset({"f"})}
+    assert groups() == {frozenset({"a1", "a2", "b1", "b2", "e"}), frozenset({"f"})}
+    # At or above best_link_only_below the weak edge counts again.
+    assert groups(best_link_only_below=0.85) == groups()

@@ -84,6 +84,19 @@ def test_linkage_errors_name_the_linkage_file(tmp_path):
         load_config(write_env(tmp_path, SOURCE, linkage="model.yaml"))
 
 
+def test_best_link_only_below_must_be_above_cluster_threshold_and_may_be_left_out(tmp_path):
+    linkage = yaml.safe_load((PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml").read_text())
+    assert linkage["best_link_only_below"] > linkage["cluster_threshold"]
+    env = write_env(tmp_path, SOURCE, linkage="model.yaml")
+    for value, expected in ((0.7, "must be above cluster_threshold"), ("high", "expected a number")):
+        (tmp_path / "model.yaml").write_text(yaml.safe_dump({**linkage, "best_link_only_below": value}))
+        with pytest.raises(ConfigError, match=rf"model.yaml: best_link_only_below: .*{expected}"):
+            load_config(env)
+    del linkage["best_link_only_below"]
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(linkage))
+    assert load_config(env).linkage.best_link_only_below is None
+
+
 def test_a_linkage_file_extends_another_and_errors_name_the_file_that_holds_the_key(tmp_path):
     base = PROJECT_ROOT / "conf" / "linkage" / "uk_person.yaml"
     (tmp_path / "national.yaml").write_text(yaml.safe_dump(
