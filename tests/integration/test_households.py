@@ -1,9 +1,13 @@
 """Relatives end in different clusters in a real run: Splink scores the pairs (the committed test model), the
-constraints in configuration split what connected components would merge, and the run counts what it did."""
+constraints in configuration split what connected components would merge, and the run counts what it did. Two runs:
+the default configuration, and one without `linkage.best_link_only_below`, whose weak-edge rule would otherwise keep
+some relatives apart before the constraints are needed (the constraints' own counts are asserted on that one)."""
 from __future__ import annotations
 
 import pytest
 import yaml
+from dataclasses import replace
+
 from pyspark.sql import functions as F
 
 from bold_spark import pipeline
@@ -62,8 +66,11 @@ def household_run(spark, tmp_path_factory):
                    "date_of_birth_years_apart": 5}
     config = demo_environment(root, database="bold_households", sources=[str(f) for f in source_files],
                               views=None, constraints=constraints)
-    record = pipeline.link(spark, config, as_of="2026-01-01")
-    return config, record
+    default = pipeline.link(spark, config, as_of="2026-01-01")
+    assert config.linkage.best_link_only_below is not None  # uk_person.yaml's
+    plain = replace(config, linkage=replace(config.linkage, best_link_only_below=None),
+                    output=replace(config.output, database="bold_households_plain"))
+    return plain, pipeline.link(spark, plain, as_of="2026-01-01"), (config, default)
 
 
 def _clusters(spark, config) -> set[frozenset[str]]:
@@ -73,14 +80,15 @@ def _clusters(spark, config) -> set[frozenset[str]]:
 
 
 def test_relatives_are_different_people_and_their_records_join_them(spark, household_run):
-    config, record = household_run
+    config, record, (default_config, _) = household_run
     assert _clusters(spark, config) == {frozenset(ids) for ids in PEOPLE.values()}
+    assert _clusters(spark, default_config) == {frozenset(ids) for ids in PEOPLE.values()}
     # Connected components alone would have merged relatives: the run split components and refused edges.
     assert record.constraints["components_split"] >= 1 and sum(record.constraints["refused"].values()) >= 1
 
 
 def test_the_census_never_has_two_records_in_one_cluster_and_the_run_counts_violations(spark, household_run):
-    config, record = household_run
+    config, record, _ = household_run
     census_per_cluster = (spark.table(config.output.qualified("crosswalk")).where(F.col("source_system") == "census")
                           .groupBy("cluster_id").count().agg(F.max("count")).first()[0])
     assert census_per_cluster == 1
