@@ -17,7 +17,7 @@ MASTER_URL := spark://127.0.0.1:7077
 # catalog-up, serve and their -down targets: conf/shared.yaml unless CONF names another environment
 SHARED_CONF := $(or $(filter-out conf/local.yaml,$(CONF)),conf/shared.yaml)
 
-.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean review-page bench-placeholders blocking-report
+.PHONY: setup package demo test test-fast test-processes generate train link incremental views report publish sql spark-sql export catalog-up catalog-down serve serve-down evaluate cluster-up cluster-down submit-cluster bench bench-scale-out clean review-page bench-placeholders bench-review blocking-report
 
 setup: $(VENV)/.installed $(JARS_DIR)/.resolved
 
@@ -165,6 +165,12 @@ bench: setup
 # data: precision, recall and training time of each (var/bench/results/placeholders-<timestamp>/summary.json).
 bench-placeholders: setup
 	$(PY) jobs/bench.py --conf $(CONF) --placeholders --scales 20000 --seed $(SEED)
+
+# Issue 26: reviewers simulated with the generator's truth on the top 100, then 1,000 items of the first link's review
+# queue (committed test model), imported, linked again: F1 before and after (docs/review.md, "On demo data";
+# var/bench/results/review-<timestamp>/summary.json). SCALE 20000: a first queue of at least 1,000 items.
+bench-review: setup
+	$(PY) jobs/bench.py --conf $(CONF) --review --scales $(SCALE) --seed $(SEED)
 
 # The project's train and link on the standalone cluster with 1, then 2 workers of 1 core each (scale-out).
 SCALE_OUT ?= 100000

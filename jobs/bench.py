@@ -33,6 +33,14 @@ def _scales(text: str) -> list[int]:
     return scales
 
 
+def _review_ns(text: str) -> list[int]:
+    try:
+        return _scales(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--review-n: expected positive numbers of queue items separated by "
+                                         f"commas, got {text!r}") from None
+
+
 def _systems(text: str) -> tuple[str, ...]:
     systems = tuple(s.strip() for s in text.split(",") if s.strip())
     unknown = sorted(set(systems) - set(SYSTEMS))
@@ -65,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
                    "and linked beside the clean data at each of --scales (20000 is the documented scale)")
     p.add_argument("--department", default="homelessness", help="the department the placeholder bench changes")
     p.add_argument("--share", type=float, default=0.05, help="share of its records changed, per field")
+    p.add_argument("--review", action="store_true", help="the simulated review round instead (issue 26, "
+                   "docs/review.md): the first link's review queue decided from the truth for its top --review-n "
+                   "items, imported, linked again, precision/recall/F1 at each of --scales (20000 is the documented "
+                   "scale)")
+    p.add_argument("--review-n", type=_review_ns, default=[100, 1000],
+                   help="queue items decided, cumulative rounds, comma separated (default 100,1000)")
     p.add_argument("--keep-intermediate", action="store_true",
                    help="keep each scale's work tables, standardised export and crosswalks (deleted by default)")
     args = p.parse_args(argv)
@@ -77,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_placeholder_bench(conf=args.conf, scale=scale, seed=args.seed, root=Path(args.root),
                                             department=args.department, share=args.share, rates=args.rates)
             print(render(summary))
+            print(f"written: {summary['written']}")
+        return 0
+    if args.review:
+        from bold_spark.bench.review_sim import render as render_review, run_review_bench
+
+        for scale in args.scales:
+            summary = run_review_bench(conf=args.conf, scale=scale, seed=args.seed, root=Path(args.root),
+                                       ns=tuple(args.review_n), rates=args.rates,
+                                       keep_intermediate=args.keep_intermediate)
+            print(render_review(summary))
             print(f"written: {summary['written']}")
         return 0
     try:

@@ -436,6 +436,21 @@ def _placeholder_data(p: dict[str, Any]) -> dict[str, Any]:
 STEPS["placeholder_data"] = _placeholder_data
 
 
+def _review_first(p: dict[str, Any]) -> dict[str, Any]:
+    from bold_spark.bench.review_sim import step_review_first  # the simulated review round (issue 26)
+
+    return step_review_first(p)
+
+
+def _review_round(p: dict[str, Any]) -> dict[str, Any]:
+    from bold_spark.bench.review_sim import step_review_round
+
+    return step_review_round(p)
+
+
+STEPS.update({"review_first": _review_first, "review_round": _review_round})
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "splink"):
