@@ -15,8 +15,8 @@ from bold_spark.schemas import CROSSWALK, conform
 
 KEYS = ["source_system", "source_record_id"]
 
-__all__ = ["build_crosswalk", "cluster_records", "best_links_only", "Clusters", "best_edges", "finish_crosswalk", "record_key",
-           "cluster_id_from_key"]
+__all__ = ["build_crosswalk", "cluster_records", "best_links_only", "Clusters", "best_edges", "finish_crosswalk",
+           "record_key", "cluster_id_from_key"]
 
 
 def _linking(edges: DataFrame, threshold: float) -> DataFrame:
