@@ -45,7 +45,7 @@ REASON = "generator truth"
 KEYS = ["source_system", "source_record_id"]
 
 
-# --- the simulated reviewers (pure) ------------------------------------------------------------------------------------
+# --- the simulated reviewers (pure) -----------------------------------------------------------------------------------
 
 def ranked_queue(queue: DataFrame) -> DataFrame:
     """REVIEW_QUEUE rows -> the same with ``rank`` (1 = first to review): priority descending, then the pair's ids,
@@ -61,7 +61,8 @@ def simulated_decisions(ranked: DataFrame, truth: DataFrame, *, first: int, last
     as one person, cannot_link otherwise. A pair with a record the truth lacks is left out (no reviewer could
     decide it); the caller counts those."""
     people = truth.select(*KEYS, "person_id")
-    items = ranked.where(F.col("rank").between(first, last)).select("rank", *PAIR, F.col("reason").alias("queue_reason"))
+    items = ranked.where(F.col("rank").between(first, last)).select("rank", *PAIR,
+                                                                     F.col("reason").alias("queue_reason"))
     for side in ("l", "r"):
         items = items.join(people.toDF(f"source_system_{side}", f"source_record_id_{side}", f"person_{side}"),
                            [f"source_system_{side}", f"source_record_id_{side}"], how="inner")
@@ -174,7 +175,7 @@ def step_review_round(p: dict[str, Any]) -> dict[str, Any]:
             **_link_and_measure(spark, config, truth)}
 
 
-# --- the bench ----------------------------------------------------------------------------------------------------------
+# --- the bench --------------------------------------------------------------------------------------------------------
 
 def run_review_bench(*, conf: str, scale: int, seed: int, root: Path, ns: tuple[int, ...] = DEFAULT_NS,
                      rates: str | None = None, keep_intermediate: bool = False) -> dict[str, Any]:
@@ -232,7 +233,8 @@ def render(summary: dict[str, Any]) -> str:
              "| N | queue before | decided (must / cannot) | decisions applied | edges cut | precision | recall | "
              "F1 | queue after | import (s) | link (s) |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-             f"| 0 | — | — | — | — | {f['precision']:.4f} | {f['recall']:.4f} | {f['f1']:.4f} | {f['queue']:,} | — | "
+             f"| 0 | — | — | — | — | {f['precision']:.4f} | {f['recall']:.4f} | {f['f1']:.4f} | "
+             f"{f['queue']:,} | — | "
              f"{f['link_seconds']:.1f} |"]
     for r in summary["rounds"]:
         if "skipped" in r:
