@@ -427,28 +427,20 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def _placeholder_data(p: dict[str, Any]) -> dict[str, Any]:
-    from bold_spark.bench.placeholders import step_placeholder_data  # the placeholder bench (issue 33)
+def _deferred(module: str, name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A step of another bench module, imported when the step runs (those modules import this one)."""
+    def step(p: dict[str, Any]) -> dict[str, Any]:
+        import importlib
 
-    return step_placeholder_data(p)
-
-
-STEPS["placeholder_data"] = _placeholder_data
-
-
-def _review_first(p: dict[str, Any]) -> dict[str, Any]:
-    from bold_spark.bench.review_sim import step_review_first  # the simulated review round (issue 26)
-
-    return step_review_first(p)
+        return getattr(importlib.import_module(module), name)(p)
+    return step
 
 
-def _review_round(p: dict[str, Any]) -> dict[str, Any]:
-    from bold_spark.bench.review_sim import step_review_round
-
-    return step_review_round(p)
-
-
-STEPS.update({"review_first": _review_first, "review_round": _review_round})
+STEPS.update({
+    "placeholder_data": _deferred("bold_spark.bench.placeholders", "step_placeholder_data"),  # issue 33
+    "review_first": _deferred("bold_spark.bench.review_sim", "step_review_first"),  # the simulated review (issue 26)
+    "review_round": _deferred("bold_spark.bench.review_sim", "step_review_round"),
+})
 
 
 def main(argv: list[str]) -> int:
