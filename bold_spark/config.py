@@ -115,6 +115,7 @@ class OutputTables:
     cluster_events: str = "cluster_events"  # what each run did to person ids (new, split, merged, retired)
     cluster_events_candidate: str = "cluster_events_candidate"  # a held run's events, published with its crosswalk
     record_groups: str = "record_groups"  # per record: event date, sex, age band, region (no personal values)
+    record_groups_candidate: str = "record_groups_candidate"  # a held run's groups, published with its crosswalk
     review_decisions: str = "review_decisions"  # reviewers' must_link / cannot_link decisions (bold_spark/review/)
     review_queue: str = "review_queue"  # the pairs the latest run asks a reviewer to look at
 
@@ -951,7 +952,7 @@ def load_config(file: str | Path, *, overrides: Mapping[str, Any] | None = None)
     names = {}
     for key in ("crosswalk", "match_edges", "rejects", "link_runs", "evaluations", "run_quality",
                 "crosswalk_candidate", "cluster_events", "cluster_events_candidate", "record_groups",
-                "review_decisions", "review_queue"):
+                "record_groups_candidate", "review_decisions", "review_queue"):
         value = out_node.str(key, required=False, default=key)
         if not _IDENTIFIER.match(value):
             out_node.fail("expected a table name of letters, digits and underscores", key)

@@ -50,6 +50,7 @@ from bold_spark.io.state import read_state, state_path, update_state
 from bold_spark.pipeline import (
     RunRecord,
     _inputs_for_record,
+    as_of_date,
     changed_ids,
     new_run_id,
     prepare_changed_input,
@@ -58,6 +59,7 @@ from bold_spark.pipeline import (
     recorded_run,
     write_review_queue,
 )
+from bold_spark.quality.groups import record_groups
 from bold_spark.review.apply import applicable_decisions, count_unmet, unmet, with_decision_reasons
 from bold_spark.review.decisions import read_decisions
 from bold_spark.schemas import CROSSWALK, MATCH_EDGES, conform
@@ -234,7 +236,7 @@ def link_incremental(spark: SparkSession, config: JobConfig, *, run_id: str | No
                     _store_records(prepared, config, record.run_id)  # the next run starts here
                     return record
                 _relink(spark, config, record, persons, dirty, dirty_count, previous, old_edges, prepared, settings,
-                        threshold, decisions)
+                        threshold, decisions, as_of=as_of)
             finally:
                 prepared.release()
     return record
@@ -275,7 +277,7 @@ def _sides(pairs: DataFrame) -> DataFrame:
 
 
 def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, old_edges, prepared, settings,
-            threshold, decisions=None) -> None:
+            threshold, decisions=None, *, as_of: str | None = None) -> None:
     """``dirty_keys``: the ``dirty_count`` records to relink. Joins take them (and the frames derived from them)
     hinted for broadcast when few enough; a hint anywhere but a join's right side only makes Spark log a warning."""
     out = config.output
@@ -368,6 +370,11 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
                 "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
                                                    out.qualified("rejects"), partition_by=["source_system"]),
                 "state": lambda: _store_records(prepared, config, record.run_id),
+                # Every current record's groups, as a full run writes them: the views read them beside the crosswalk,
+                # so records that arrived in this run are counted in their region and age band, not as unknown.
+                "record_groups": lambda: overwrite_table(
+                    record_groups(prepared.standardised, as_of=as_of_date(as_of)), out.qualified("record_groups"),
+                    partition_by=["source_system"]),
                 "crosswalk": lambda: _publish_changes(xw_changes, events, out, run_id=record.run_id),
             })
             # A cluster of size s has s rows: clusters counted from rows per size, without a shuffle of a million ids.

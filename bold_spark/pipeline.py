@@ -551,8 +551,6 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                     "match_edges": lambda: overwrite_table(edges, out.qualified("match_edges")),
                     "rejects": lambda: overwrite_table(rejected_records(prepared.standardised, run_id=record.run_id),
                                                        out.qualified("rejects"), partition_by=["source_system"]),
-                    "record_groups": lambda: overwrite_table(groups, out.qualified("record_groups"),
-                                                             partition_by=["source_system"]),
                     "run_quality": lambda: write_run_quality(spark, out, quality),
                 }
                 if not config.privacy.pseudonymise:  # incremental runs need the sources' own ids; these have none
@@ -560,6 +558,9 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                 writes["review_queue"] = lambda: write_review_queue(
                     edges, crosswalk, accepted_frame, config, run_id=record.run_id,
                     decided=None if decisions is None else decisions.pairs)
+                if decision.publish:  # a held run's groups go with its candidate crosswalk (gate.write_crosswalk)
+                    writes["record_groups"] = lambda: overwrite_table(groups, out.qualified("record_groups"),
+                                                                      partition_by=["source_system"])
                 write_concurrently(writes)
                 if decision.publish:
                     # Published last, in one transaction: readers see the previous crosswalk or this one; then
@@ -567,7 +568,7 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                     history.publish_crosswalk(crosswalk, events, out, run_id=record.run_id)
                     publish_views(spark, config)
                 else:
-                    gate.write_crosswalk(crosswalk, out, decision, events=events)
+                    gate.write_crosswalk(crosswalk, out, decision, events=events, groups=groups)
                     record.status_on_success = "held"
                 record.message = decision.message()
             with record.stage("report"):

@@ -145,12 +145,17 @@ def previous_published(spark: SparkSession, output: OutputTables) -> PublishedRu
 
 
 def write_crosswalk(crosswalk: DataFrame, output: OutputTables, decision: GateDecision,
-                    events: DataFrame | None = None) -> str:
-    """Publish the crosswalk, or write it to the candidate table when held, with its cluster ``events`` beside it
-    (they reach bold.cluster_events when the run is published after review). Returns the table written."""
+                    events: DataFrame | None = None, groups: DataFrame | None = None) -> str:
+    """Publish the crosswalk, or write it to the candidate table when held, with its cluster ``events`` and its
+    records' ``groups`` beside it (they reach bold.cluster_events and bold.record_groups when the run is published
+    after review: the views never join a published crosswalk with a held run's groups). Returns the table
+    written."""
     spark = crosswalk.sparkSession
     ensure_database(spark, output)
     name = output.qualified("crosswalk" if decision.publish else "crosswalk_candidate")
+    if groups is not None:
+        overwrite_table(groups, output.qualified("record_groups" if decision.publish else "record_groups_candidate"),
+                        partition_by=["source_system"])
     overwrite_table(crosswalk, name, partition_by=["source_system"])
     if not decision.publish:
         if events is not None:
@@ -183,6 +188,9 @@ def publish_candidate(spark: SparkSession, output: OutputTables, run_id: str) ->
         if published is not None and published > run_id:  # run ids begin with their UTC start time
             raise DataQualityError(f"run {published}, newer than held run {run_id}, is already published in "
                                    f"{current}; publishing the older run would go back in time. Nothing was published")
+    groups = output.qualified("record_groups_candidate")
+    if spark.catalog.tableExists(groups):  # written with the candidate crosswalk by the same held run
+        overwrite_table(spark.table(groups), output.qualified("record_groups"), partition_by=["source_system"])
     overwrite_table(df, current, partition_by=["source_system"])
     events = output.qualified("cluster_events_candidate")
     if spark.catalog.tableExists(events):  # the held run's merges, splits, new and retired ids, now true

@@ -54,6 +54,7 @@ class Run:
     clusters: dict[str, str]  # record id -> cluster id
     link_run: dict
     events: list[dict]
+    groups: set[str]  # the record ids in bold.record_groups after the run
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,8 @@ def review_runs(spark, tmp_path_factory):
         link_run = spark.table(out.qualified("link_runs")).where(F.col("run_id") == record.run_id).first().asDict()
         events = [e.asDict() for e in spark.table(out.qualified("cluster_events"))
                   .where(F.col("run_id") == record.run_id).collect()]
-        return Run(record, {r["source_record_id"]: r["cluster_id"] for r in crosswalk}, link_run, events)
+        groups = {r["source_record_id"] for r in spark.table(out.qualified("record_groups")).collect()}  # 17 rows
+        return Run(record, {r["source_record_id"]: r["cluster_id"] for r in crosswalk}, link_run, events, groups)
 
     def decide(name: str, *rows: str) -> None:
         path = root / name
@@ -132,7 +134,7 @@ def test_decisions_hold_in_the_next_incremental_run_and_a_withdrawn_record_is_re
     reasons = {(e["event"], e["reason"]) for e in third.events}
     assert ("split", "cannot_link") in reasons and ("merged", "must_link") in reasons
     assert c["a_x"] != c["g_x"] and c["a_y"] == c["b_z"]  # the earlier decisions still hold
-    assert "a_v" not in c
+    assert "a_v" not in c and third.groups == set(c)  # the views' groups follow the incremental run
     assert (third.link_run["review_decisions_applied"], third.link_run["review_decisions_not_applicable"],
             third.link_run["review_decisions_unmet"]) == (4, 1, 0)
     assert third.link_run["job"] == "link_incremental" and third.link_run["status"] == "succeeded"
@@ -153,6 +155,7 @@ def test_decisions_stay_applied_over_three_more_runs(review_runs):
         assert c["a_y"] == c["b_z"] and c["a_u"] == c["g_u"]
         assert c["g_x2"] in (c["a_x"], c["g_x"])  # the newcomer joins x on one side of the cut
         assert "a_v" not in c and len(c) == len(RECORDS)  # seventeen records, one withdrawn, one arrived
+        assert run.groups == set(c)  # every published record has its groups (region, age band) for the views
         assert (counts["review_decisions_applied"], counts["review_decisions_not_applicable"],
                 counts["review_decisions_unmet"]) == (4, 1, 0)
     arrived, full, unchanged = review_runs["later"]

@@ -27,7 +27,7 @@ from bold_spark.quality.run_quality import (
     run_quality,
     write_run_quality,
 )
-from bold_spark.schemas import CLUSTER_EVENTS, CROSSWALK, MATCH_EDGES
+from bold_spark.schemas import CLUSTER_EVENTS, CROSSWALK, MATCH_EDGES, RECORD_GROUPS
 
 SETTINGS = QualitySettings(implausible_cluster_size=2, largest_clusters=3, weight_min=-10, weight_max=40,
                            weight_bin_width=1)
@@ -280,13 +280,23 @@ def test_gate_holds_a_first_run_whose_clusters_look_like_merged_relatives(qualit
 def test_a_held_run_goes_to_the_candidate_and_is_published_after_review(spark, frames, quality, stored):
     out = stored
     assert previous_published(spark, out) is None
-    assert write_crosswalk(frames["previous"], out, GateDecision(True)) == "rq_unit.crosswalk"
     held = GateDecision(False, ["some reason"], {}, "run1")
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     events = spark.createDataFrame([("run2", "merged", "K1", "K2", 3, at, None),
                                     ("run2", "new", "K9", None, 1, at, None)], CLUSTER_EVENTS)
-    assert write_crosswalk(frames["crosswalk"], out, held, events=events) == "rq_unit.crosswalk_candidate"
+
+    def groups(*ids):
+        return spark.createDataFrame([("prison", i, None, "F", "18-24", "London", None) for i in ids], RECORD_GROUPS)
+
+    def grouped():
+        return {r["source_record_id"] for r in spark.table("rq_unit.record_groups").collect()}  # a few rows
+
+    assert write_crosswalk(frames["previous"], out, GateDecision(True), groups=groups("p1")) == "rq_unit.crosswalk"
+    assert grouped() == {"p1"}  # a published run's groups are the views' at once
+    assert write_crosswalk(frames["crosswalk"], out, held, events=events, groups=groups("p1", "p9")) == \
+        "rq_unit.crosswalk_candidate"
     assert not spark.catalog.tableExists("rq_unit.cluster_events")  # a held run's events are not history yet
+    assert grouped() == {"p1"}  # nor are its groups: the views keep the published crosswalk's
     published = previous_published(spark, out)
     assert published.run_id == "run1" and published.quality is None  # run1's quality was never recorded
     with pytest.raises(DataQualityError, match="holds run run2, not run run1"):
@@ -294,7 +304,7 @@ def test_a_held_run_goes_to_the_candidate_and_is_published_after_review(spark, f
     assert publish_candidate(spark, out, "run2") == {"run_id": "run2", "rows": 10, "table": "rq_unit.crosswalk"}
     published = previous_published(spark, out)
     assert published.run_id == "run2" and published.quality.link_rates() == quality.link_rates()
-    assert published.crosswalk.count() == 10
+    assert published.crosswalk.count() == 10 and grouped() == {"p1", "p9"}  # the groups came with it
     assert {(r["event"], r["cluster_id"]) for r in spark.table("rq_unit.cluster_events").collect()} == \
         {("merged", "K1"), ("new", "K9")}  # tiny table: the held run's events arrive with its crosswalk
     with pytest.raises(DataQualityError, match="already the published crosswalk"):
