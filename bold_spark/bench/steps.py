@@ -152,6 +152,7 @@ def step_export(p: dict[str, Any]) -> dict[str, Any]:
         prepared = pipeline.prepare_input(spark, config)
         persons = accepted_records(prepared.standardised).transform(add_linkage_columns)
         persons.write.mode("overwrite").parquet(p["persons_path"])
+        prepared.release()
     rows = spark.read.parquet(p["persons_path"]).count()
     return {"export_seconds": timer.seconds["export"], "records": rows, "columns": persons.columns}
 

@@ -29,7 +29,7 @@ from bold_spark.linkage.settings import build_blocking_rule, build_settings
 log = logging.getLogger(__name__)
 
 
-def _delete_path(spark: SparkSession, path: str) -> None:
+def delete_path(spark: SparkSession, path: str) -> None:
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
@@ -46,9 +46,20 @@ def checkpoints_under(spark: SparkSession, path: str) -> Iterator[None]:
     try:
         yield
     finally:
-        _delete_path(spark, path)
+        delete_path(spark, path)
         if previous:
             spark.sparkContext.setCheckpointDir(previous)
+
+
+def checkpointed_in(df: DataFrame, path: str) -> DataFrame:
+    """``df`` checkpointed (reliably, now) in ``path``, a folder the caller deletes (``delete_path``) once nothing
+    reads the frame; later checkpoints of the session go where they went before."""
+    previous = _swap_checkpoint_dir(df.sparkSession, path)
+    try:
+        return df.checkpoint()
+    finally:
+        if previous:
+            df.sparkSession.sparkContext.setCheckpointDir(previous)
 
 
 def _swap_checkpoint_dir(spark: SparkSession, path: str) -> str | None:
@@ -75,7 +86,7 @@ class SplinkWorkspace:
             self.linker.table_management.delete_tables_created_by_splink_from_db()
             self.spark.catalog.dropTempView(self.input_view)
         finally:
-            _delete_path(self.spark, self.scratch_path)
+            delete_path(self.spark, self.scratch_path)
             if self.previous_checkpoint_dir:
                 self.spark.sparkContext.setCheckpointDir(self.previous_checkpoint_dir)
 
@@ -648,6 +659,6 @@ class Scoring:
         if self.workspace is not None:
             self.workspace.close()
             return
-        _delete_path(self.spark, self.scratch_path)
+        delete_path(self.spark, self.scratch_path)
         if self._previous_checkpoint_dir:
             self.spark.sparkContext.setCheckpointDir(self._previous_checkpoint_dir)

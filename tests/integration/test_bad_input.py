@@ -106,7 +106,11 @@ def test_record_level_problems_are_rejected_and_every_record_is_accounted_for(sp
     config = load_config(make_env(_write(spark_clean, tmp_path / "t", rows), "bad_records",
                                   validation={"on_implausible_date_of_birth": "reject"}))
     prepared = pipeline.prepare_input(spark_clean, config, as_of="2026-01-01")
+    checkpoint = Path(prepared.checkpoint_path)
     try:
+        # Later queries read a checkpoint in the run's scratch folder, not standardisation's plan again.
+        assert checkpoint.parent == config.scratch_dir and any(checkpoint.rglob("part-*"))
+        assert prepared.standardised._jdf.queryExecution().optimizedPlan().nodeName() == "LogicalRDD"
         counts = prepared.counts["housing"]
         assert (prepared.profiles["housing"].rows, counts["records_accepted"], counts["records_rejected"]) == (7, 2, 5)
         reasons = {r["reject_reason"]: r["count"] for r in  # a few reasons
@@ -116,6 +120,7 @@ def test_record_level_problems_are_rejected_and_every_record_is_accounted_for(sp
                            "date of birth before 1900 or after the run date": 1}
     finally:
         prepared.release()
+    assert not checkpoint.exists()
 
 
 def test_old_link_runs_rows_stay_readable_when_the_totals_columns_are_added(spark_clean, tmp_path, make_env):
