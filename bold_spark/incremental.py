@@ -59,6 +59,7 @@ from bold_spark.pipeline import (
     recorded_run,
     write_review_queue,
 )
+from bold_spark.quality.gate import write_record_groups
 from bold_spark.quality.groups import record_groups
 from bold_spark.review.apply import applicable_decisions, count_unmet, unmet, with_decision_reasons
 from bold_spark.review.decisions import read_decisions
@@ -372,9 +373,8 @@ def _relink(spark, config, record, persons, dirty_keys, dirty_count, previous, o
                 "state": lambda: _store_records(prepared, config, record.run_id),
                 # Every current record's groups, as a full run writes them: the views read them beside the crosswalk,
                 # so records that arrived in this run are counted in their region and age band, not as unknown.
-                "record_groups": lambda: overwrite_table(
-                    record_groups(prepared.standardised, as_of=as_of_date(as_of)), out.qualified("record_groups"),
-                    partition_by=["source_system"]),
+                "record_groups": lambda: write_record_groups(
+                    record_groups(prepared.standardised, as_of=as_of_date(as_of)), out),
                 "crosswalk": lambda: _publish_changes(xw_changes, events, out, run_id=record.run_id),
             })
             # A cluster of size s has s rows: clusters counted from rows per size, without a shuffle of a million ids.

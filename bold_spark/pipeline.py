@@ -182,7 +182,6 @@ class PreparedInput:
     checkpoint_path: str | None = None  # where ``standardised`` is checkpointed (prepare_input), deleted by release
 
     def release(self) -> None:
-        self.standardised.unpersist()
         if self.checkpoint_path:
             splink_model.delete_path(self.standardised.sparkSession, self.checkpoint_path)
 
@@ -228,9 +227,9 @@ def prepare_input(spark: SparkSession, config: JobConfig, *, as_of: str | None =
                                                        whole_sources=True)
     if key is not None:
         standardised = pseudonymise_record_ids(standardised, key=key)
-    # Checkpointed, not cached: a cached frame keeps its plan (validation and standardisation of every source,
-    # thousands of expressions), which every later query of the run then analyses and ships with its tasks again;
-    # a checkpoint is a plain scan. A 17-record link took 32-40 s warm against 45-51 s cached (docs/testing.md).
+    # Checkpointed, not cached: a cached frame keeps its whole plan (validation and standardisation of every
+    # source) under every later query of the run; a checkpoint is a plain scan. A 17-record link took 32-40 s warm
+    # against 45-51 s cached (docs/testing.md).
     checkpoint_path = f"{str(config.scratch_dir).rstrip('/')}/input-{uuid.uuid4().hex}"
     try:
         standardised = splink_model.checkpointed_in(standardised, checkpoint_path)
@@ -570,8 +569,7 @@ def link(spark: SparkSession, config: JobConfig, *, run_id: str | None = None, a
                     edges, crosswalk, accepted_frame, config, run_id=record.run_id,
                     decided=None if decisions is None else decisions.pairs)
                 if decision.publish:  # a held run's groups go with its candidate crosswalk (gate.write_crosswalk)
-                    writes["record_groups"] = lambda: overwrite_table(groups, out.qualified("record_groups"),
-                                                                      partition_by=["source_system"])
+                    writes["record_groups"] = lambda: gate.write_record_groups(groups, out)
                 write_concurrently(writes)
                 if decision.publish:
                     # Published last, in one transaction: readers see the previous crosswalk or this one; then

@@ -144,6 +144,13 @@ def previous_published(spark: SparkSession, output: OutputTables) -> PublishedRu
     return PublishedRun(run_id, crosswalk, version, load_run_quality(spark, output, run_id))
 
 
+def write_record_groups(groups: DataFrame, output: OutputTables, *, held: bool = False) -> None:
+    """Replace bold.record_groups with ``groups``, or (``held``) record_groups_candidate, which waits for its held
+    crosswalk (publish_candidate)."""
+    overwrite_table(groups, output.qualified("record_groups_candidate" if held else "record_groups"),
+                    partition_by=["source_system"])
+
+
 def write_crosswalk(crosswalk: DataFrame, output: OutputTables, decision: GateDecision,
                     events: DataFrame | None = None, groups: DataFrame | None = None) -> str:
     """Publish the crosswalk, or write it to the candidate table when held, with its cluster ``events`` and its
@@ -154,8 +161,7 @@ def write_crosswalk(crosswalk: DataFrame, output: OutputTables, decision: GateDe
     ensure_database(spark, output)
     name = output.qualified("crosswalk" if decision.publish else "crosswalk_candidate")
     if groups is not None:
-        overwrite_table(groups, output.qualified("record_groups" if decision.publish else "record_groups_candidate"),
-                        partition_by=["source_system"])
+        write_record_groups(groups, output, held=not decision.publish)
     overwrite_table(crosswalk, name, partition_by=["source_system"])
     if not decision.publish:
         if events is not None:
@@ -190,7 +196,7 @@ def publish_candidate(spark: SparkSession, output: OutputTables, run_id: str) ->
                                    f"{current}; publishing the older run would go back in time. Nothing was published")
     groups = output.qualified("record_groups_candidate")
     if spark.catalog.tableExists(groups):  # written with the candidate crosswalk by the same held run
-        overwrite_table(spark.table(groups), output.qualified("record_groups"), partition_by=["source_system"])
+        write_record_groups(spark.table(groups), output)
     overwrite_table(df, current, partition_by=["source_system"])
     events = output.qualified("cluster_events_candidate")
     if spark.catalog.tableExists(events):  # the held run's merges, splits, new and retired ids, now true
