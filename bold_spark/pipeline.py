@@ -174,7 +174,8 @@ class RunRecord:
 
 @dataclass
 class PreparedInput:
-    standardised: DataFrame  # all sources, canonical columns + invalid_fields + reject_reason (checkpointed)
+    standardised: DataFrame  # all sources, canonical columns + invalid_fields + reject_reason (a short plan: see
+    # prepare_input's checkpoint, and prepare_changed_input's stored records plus checkpointed changes)
     snapshots: list[SourceSnapshot]
     counts: dict[str, dict[str, Any]]  # per source: records read/accepted/rejected, invalid values
     profiles: dict[str, SourceProfile] = field(default_factory=dict)  # per source: validation counts of the raw read
