@@ -238,17 +238,17 @@ def clustering_input(persons: DataFrame, constraints: ConstraintSettings, rules:
     return constraint_columns(persons, constraints, rules) if constraints.any else persons.select(*KEYS)
 
 
-def violations_after(crosswalk: DataFrame, persons: DataFrame, constraints: ConstraintSettings) -> dict[str, int]:
-    """Clusters of a crosswalk that still hold two records of a one-per-person source (period) or two values of
-    a distinct identifier: a check of the published result, independent of how it was clustered (bounded: one
-    aggregate row). Dates of birth are left to ``cluster_agreement`` (typing slips are allowed to differ)."""
+def violations_after(crosswalk: DataFrame, persons: DataFrame, constraints: ConstraintSettings) -> DataFrame | None:
+    """One row, a column per kind: clusters of a crosswalk that still hold two records of a one-per-person source
+    (period) or two values of a distinct identifier; a check of the published result, independent of how it was
+    clustered. None when no such constraint is declared. Dates of birth are left to ``cluster_agreement`` (typing
+    slips are allowed to differ)."""
+    kinds = ([ONE_PER_PERSON] if constraints.one_record_per_person else []) + list(constraints.distinct_identifiers)
+    if not kinds:
+        return None
     columns = constraint_columns(persons, constraints)
     per_cluster = (crosswalk.select(*KEYS, "cluster_id").join(columns, KEYS, how="inner").groupBy("cluster_id")
                    .agg((F.count("once_key") > F.countDistinct("once_key")).alias("once"),
                         *[(F.countDistinct(c) > 1).alias(c) for c in constraints.distinct_identifiers]))
-    kinds = ([ONE_PER_PERSON] if constraints.one_record_per_person else []) + list(constraints.distinct_identifiers)
-    if not kinds:
-        return {}
     flags = {ONE_PER_PERSON: "once", **{c: c for c in constraints.distinct_identifiers}}
-    row = per_cluster.agg(*[F.sum(F.col(flags[k]).cast("int")).alias(k) for k in kinds]).first()
-    return {k: int(row[k] or 0) for k in kinds}
+    return per_cluster.agg(*[F.coalesce(F.sum(F.col(flags[k]).cast("int")), F.lit(0)).alias(k) for k in kinds])

@@ -1,7 +1,8 @@
 """Quality without truth, measured on every run and kept in ``bold.run_quality`` so runs can be compared in SQL.
 
-Every figure is an aggregate computed on Spark; each collect below is bounded by bins, cluster sizes, sources,
-groups or comparison levels, never by records. One row per (run, metric, dimension keys), a long format:
+Every figure is an aggregate computed on Spark, all of a run's collected by one job (bold_spark/bounded.py); each
+is bounded by bins, cluster sizes, sources, groups or comparison levels, never by records. One row per (run,
+metric, dimension keys), a long format:
 
 metric                    keys                                                value (records)
 ``edges``                 -                                                   edges recorded (-)
@@ -32,7 +33,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +41,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, functions as F
 
+from bold_spark.bounded import collect_together
 from bold_spark.clustering.constrained import violations_after
 from bold_spark.clustering.rules import ConstraintSettings
 from bold_spark.config import OutputTables, QualitySettings
@@ -48,6 +50,10 @@ from bold_spark.io.delta import ensure_database, replace_rows
 from bold_spark.schemas import RUN_QUALITY, conform
 
 log = logging.getLogger(__name__)
+
+# A metric's bounded aggregates by name, and what adds its rows once they are collected (all in one job).
+_Rows = dict[str, list[dict[str, Any]]]
+_Measure = tuple[dict[str, DataFrame], Callable[[_Rows], None]]
 
 KEYS = ["source_system", "source_record_id"]
 GROUP_DIMENSIONS = ("sex", "age_band", "region")
@@ -215,16 +221,20 @@ def weight_bins(settings: QualitySettings) -> list[tuple[float | None, float | N
     return [(None, edges[0])] + list(zip(edges[:-1], edges[1:])) + [(edges[-1], None)]
 
 
-def _match_weights(quality: RunQuality, edges: DataFrame, settings: QualitySettings) -> None:
+def _match_weights(quality: RunQuality, edges: DataFrame, settings: QualitySettings) -> _Measure:
     bins = weight_bins(settings)
     n_inner = len(bins) - 2
     index = F.floor((F.col("match_weight") - F.lit(settings.weight_min)) / F.lit(settings.weight_bin_width)) + 1
     index = F.when(F.col("match_weight") < settings.weight_min, 0).when(index > n_inner, n_inner + 1).otherwise(index)
-    counts = {int(r["bin"]): int(r["n"]) for r in edges.where(F.col("match_weight").isNotNull())
-              .groupBy(index.cast("int").alias("bin")).agg(F.count(F.lit(1)).alias("n")).collect()}  # bounded: bins
-    quality.add("edges", sum(counts.values()))
-    for i, (low, high) in enumerate(bins):
-        quality.add("match_weight_hist", counts.get(i, 0), bucket_low=low, bucket_high=high)
+    per_bin = (edges.where(F.col("match_weight").isNotNull())  # bounded: bins
+               .groupBy(index.cast("int").alias("bin")).agg(F.count(F.lit(1)).alias("n")))
+
+    def finish(rows: _Rows) -> None:
+        counts = {int(r["bin"]): int(r["n"]) for r in rows["weights"]}
+        quality.add("edges", sum(counts.values()))
+        for i, (low, high) in enumerate(bins):
+            quality.add("match_weight_hist", counts.get(i, 0), bucket_low=low, bucket_high=high)
+    return {"weights": per_bin}, finish
 
 
 def size_bucket(size: int) -> tuple[int, int | None]:
@@ -234,29 +244,33 @@ def size_bucket(size: int) -> tuple[int, int | None]:
     raise AssertionError("unreachable")
 
 
-def _clusters(quality: RunQuality, crosswalk: DataFrame, settings: QualitySettings) -> None:
+def _clusters(quality: RunQuality, crosswalk: DataFrame, settings: QualitySettings) -> _Measure:
     clusters = crosswalk.groupBy("cluster_id").agg(F.count(F.lit(1)).alias("size"),
                                                    F.countDistinct("source_system").alias("sources"))
-    by_size = clusters.groupBy("size").agg(F.count(F.lit(1)).alias("n")).collect()  # bounded: distinct sizes
-    counts: dict[tuple[int, int | None], int] = defaultdict(int)
-    for r in by_size:
-        counts[size_bucket(int(r["size"]))] += int(r["n"])
-    quality.add("records", sum(int(r["size"]) * int(r["n"]) for r in by_size))
-    quality.add("clusters", sum(int(r["n"]) for r in by_size))
-    for low, high in SIZE_BUCKETS:
-        quality.add("cluster_size_dist", counts.get((low, high), 0), bucket_low=float(low),
-                    bucket_high=None if high is None else float(high))
-    implausible = sum(int(r["n"]) for r in by_size if int(r["size"]) > settings.implausible_cluster_size)
-    quality.add("implausible_clusters", implausible, bucket_low=float(settings.implausible_cluster_size))
-    # Sizes and source counts only: neither the cluster id nor any member identifies a person here.
-    largest = (clusters.orderBy(F.desc("size"), F.asc("cluster_id"))
-               .limit(settings.largest_clusters).collect())  # bounded: settings.largest_clusters rows
-    for rank, r in enumerate(largest, start=1):
-        quality.add("largest_cluster", int(r["size"]), dimension="rank", dimension_value=str(rank),
-                    bucket_low=float(r["sources"]))
-    if implausible:
-        log.warning("run %s: %d cluster(s) larger than %d records", quality.run_id, implausible,
-                    settings.implausible_cluster_size)
+    by_size = clusters.groupBy("size").agg(F.count(F.lit(1)).alias("n"))  # bounded: distinct sizes
+    largest = clusters.orderBy(F.desc("size"), F.asc("cluster_id")).limit(settings.largest_clusters)  # bounded
+
+    def finish(rows: _Rows) -> None:
+        by_size = rows["sizes"]
+        counts: dict[tuple[int, int | None], int] = defaultdict(int)
+        for r in by_size:
+            counts[size_bucket(int(r["size"]))] += int(r["n"])
+        quality.add("records", sum(int(r["size"]) * int(r["n"]) for r in by_size))
+        quality.add("clusters", sum(int(r["n"]) for r in by_size))
+        for low, high in SIZE_BUCKETS:
+            quality.add("cluster_size_dist", counts.get((low, high), 0), bucket_low=float(low),
+                        bucket_high=None if high is None else float(high))
+        implausible = sum(int(r["n"]) for r in by_size if int(r["size"]) > settings.implausible_cluster_size)
+        quality.add("implausible_clusters", implausible, bucket_low=float(settings.implausible_cluster_size))
+        # Sizes and source counts only: neither the cluster id nor any member identifies a person here.
+        ranked = sorted(rows["largest"], key=lambda r: (-int(r["size"]), r["cluster_id"]))
+        for rank, r in enumerate(ranked, start=1):
+            quality.add("largest_cluster", int(r["size"]), dimension="rank", dimension_value=str(rank),
+                        bucket_low=float(r["sources"]))
+        if implausible:
+            log.warning("run %s: %d cluster(s) larger than %d records", quality.run_id, implausible,
+                        settings.implausible_cluster_size)
+    return {"sizes": by_size, "largest": largest}, finish
 
 
 def linked_sources(crosswalk: DataFrame) -> DataFrame:
@@ -272,7 +286,7 @@ def linked_sources(crosswalk: DataFrame) -> DataFrame:
                     .alias("linked")))
 
 
-def _link_rates(quality: RunQuality, crosswalk: DataFrame, groups: DataFrame | None) -> None:
+def _link_rates(quality: RunQuality, crosswalk: DataFrame, groups: DataFrame | None) -> _Measure:
     linked = linked_sources(crosswalk)
     dims = [F.struct(F.lit(None).cast("string").alias("dimension"), F.lit(None).cast("string").alias("value"))]
     if groups is not None:
@@ -285,9 +299,12 @@ def _link_rates(quality: RunQuality, crosswalk: DataFrame, groups: DataFrame | N
     exploded = (linked.select("source_system", "linked", F.explode(F.array(*dims)).alias("d"))
                 .select("source_system", "linked", "d.dimension", "d.value",
                         F.explode(F.concat(F.array(F.lit(None).cast("string")), F.col("linked"))).alias("target")))
-    counts = (exploded.groupBy("source_system", "target", "dimension", "value")
-              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.when(F.size("linked") > 0, 1).otherwise(0)).alias("hits"))
-              .collect())  # bounded: sources x (sources + 1) x groups
+    counts = (exploded.groupBy("source_system", "target", "dimension", "value")  # bounded: sources^2 x groups
+              .agg(F.count(F.lit(1)).alias("n"), F.sum(F.when(F.size("linked") > 0, 1).otherwise(0)).alias("hits")))
+    return {"link_rates": counts}, lambda rows: _add_link_rates(quality, rows["link_rates"])
+
+
+def _add_link_rates(quality: RunQuality, counts: list[dict[str, Any]]) -> None:
     totals = {(r["source_system"], r["dimension"], r["value"]): (int(r["n"]), int(r["hits"]))
               for r in counts if r["target"] is None}
     linked_to = {(r["source_system"], r["target"], r["dimension"], r["value"]): int(r["n"])
@@ -302,10 +319,10 @@ def _link_rates(quality: RunQuality, crosswalk: DataFrame, groups: DataFrame | N
                         source_system_r=other, dimension=dimension, dimension_value=value)
 
 
-def _agreement(quality: RunQuality, crosswalk: DataFrame, persons: DataFrame) -> None:
+def _agreement(quality: RunQuality, crosswalk: DataFrame, persons: DataFrame) -> _Measure:
     fields = [f for f in AGREEMENT_FIELDS if f in persons.columns]
     if not fields:
-        return
+        return {}, lambda rows: None
     _require(persons, KEYS, "persons")
     multi = (crosswalk.select(*KEYS, "cluster_id")
              .join(persons.select(*KEYS, *fields), on=KEYS, how="inner")
@@ -314,17 +331,22 @@ def _agreement(quality: RunQuality, crosswalk: DataFrame, persons: DataFrame) ->
                   *[F.count(f).alias(f"{f}__n") for f in fields],
                   *[F.countDistinct(f).alias(f"{f}__distinct") for f in fields])
              .where(F.col("size") >= 2))
-    row = multi.agg(*[x for f in fields for x in (
+    agreement = multi.agg(*[x for f in fields for x in (
         F.sum(F.when(F.col(f"{f}__n") >= 2, 1).otherwise(0)).alias(f"{f}__clusters"),
         F.sum(F.when((F.col(f"{f}__n") >= 2) & (F.col(f"{f}__distinct") == 1), 1).otherwise(0)).alias(f"{f}__agree"),
-    )]).first()  # bounded: one row
-    for f in fields:
-        clusters, agree = int(row[f"{f}__clusters"] or 0), int(row[f"{f}__agree"] or 0)
-        quality.add("cluster_agreement", agree / clusters if clusters else None, records=clusters, dimension=f)
+    )])  # bounded: one row
+
+    def finish(rows: _Rows) -> None:
+        row = rows["agreement"][0]
+        for f in fields:
+            clusters, agree = int(row[f"{f}__clusters"] or 0), int(row[f"{f}__agree"] or 0)
+            quality.add("cluster_agreement", agree / clusters if clusters else None, records=clusters, dimension=f)
+    return {"agreement": agreement}, finish
 
 
-def cluster_changes(crosswalk: DataFrame, previous: DataFrame) -> dict[str, int]:
-    """Records whose set of co-members changed between two crosswalks, by joins (cluster ids may differ).
+def cluster_changes(crosswalk: DataFrame, previous: DataFrame) -> DataFrame:
+    """One row (in_both, changed, new, gone): records whose set of co-members changed between two crosswalks, by
+    joins (cluster ids may differ), and records only in one of them.
 
     A record in both runs kept its co-members iff its current cluster c and previous cluster p are the same set:
     |c| = |p| = |c & p|, where |c & p| counts records in both runs with that (c, p).
@@ -333,32 +355,46 @@ def cluster_changes(crosswalk: DataFrame, previous: DataFrame) -> dict[str, int]
     prev = previous.select(*KEYS, F.col("cluster_id").alias("p"))
     size_c = cur.groupBy("c").agg(F.count(F.lit(1)).alias("size_c"))
     size_p = prev.groupBy("p").agg(F.count(F.lit(1)).alias("size_p"))
-    both = cur.join(prev, on=KEYS, how="full_outer")
-    row = (both.where(F.col("c").isNotNull() & F.col("p").isNotNull())
-           .groupBy("c", "p").agg(F.count(F.lit(1)).alias("n_cp"))
-           .join(size_c, on="c", how="inner").join(size_p, on="p", how="inner")
-           .agg(F.sum("n_cp").alias("in_both"),
-                F.sum(F.when((F.col("n_cp") == F.col("size_c")) & (F.col("n_cp") == F.col("size_p")), 0)
-                      .otherwise(F.col("n_cp"))).alias("changed"))
-           .first())  # bounded: one row
-    new_gone = both.agg(F.sum(F.when(F.col("p").isNull(), 1).otherwise(0)).alias("new"),
-                        F.sum(F.when(F.col("c").isNull(), 1).otherwise(0)).alias("gone")).first()  # bounded
-    return {"in_both": int(row["in_both"] or 0), "changed": int(row["changed"] or 0),
-            "new": int(new_gone["new"] or 0), "gone": int(new_gone["gone"] or 0)}
+    pairs = (cur.join(prev, on=KEYS, how="full_outer").groupBy("c", "p").agg(F.count(F.lit(1)).alias("n_cp"))
+             .join(size_c, on="c", how="left").join(size_p, on="p", how="left"))
+    both = F.col("c").isNotNull() & F.col("p").isNotNull()
+    kept = (F.col("n_cp") == F.col("size_c")) & (F.col("n_cp") == F.col("size_p"))
+    return pairs.agg(
+        F.coalesce(F.sum(F.when(both, F.col("n_cp"))), F.lit(0)).alias("in_both"),
+        F.coalesce(F.sum(F.when(both & ~kept, F.col("n_cp"))), F.lit(0)).alias("changed"),
+        F.coalesce(F.sum(F.when(F.col("p").isNull(), F.col("n_cp"))), F.lit(0)).alias("new"),
+        F.coalesce(F.sum(F.when(F.col("c").isNull(), F.col("n_cp"))), F.lit(0)).alias("gone"))  # one row
+
+
+def _changes(quality: RunQuality, crosswalk: DataFrame, previous: DataFrame) -> _Measure:
+    _require(previous, [*KEYS, "cluster_id"], "previous crosswalk")
+
+    def finish(rows: _Rows) -> None:
+        ch = {k: int(v) for k, v in rows["changes"][0].items()}
+        quality.add("cluster_changed_share", ch["changed"] / ch["in_both"] if ch["in_both"] else None,
+                    records=ch["in_both"])
+        quality.add("records_new", ch["new"])
+        quality.add("records_gone", ch["gone"])
+    return {"changes": cluster_changes(crosswalk, previous)}, finish
 
 
 def _constraints(quality: RunQuality, crosswalk: DataFrame, persons: DataFrame, constraints: ConstraintSettings,
-                 splits: Mapping[str, Any] | None) -> None:
+                 splits: Mapping[str, Any] | None) -> _Measure:
     """Violations before clustering (components, from the split figures) and after (measured on the crosswalk)."""
-    if splits is not None:
-        checked = splits["components_checked"]
-        for kind, clusters in splits["violated"].items():
-            quality.add("constraint_violations", clusters, records=checked, dimension=kind, dimension_value="before")
-        for kind, edges in splits["refused"].items():
-            quality.add("constraint_refused_edges", edges, dimension=kind)
-        quality.add("constraint_splits", splits["components_split"], records=splits["clusters_from_split"])
-    for kind, clusters in violations_after(crosswalk, persons, constraints).items():
-        quality.add("constraint_violations", clusters, dimension=kind, dimension_value="after")
+    after = violations_after(crosswalk, persons, constraints)
+
+    def finish(rows: _Rows) -> None:
+        if splits is not None:
+            checked = splits["components_checked"]
+            for kind, clusters in splits["violated"].items():
+                quality.add("constraint_violations", clusters, records=checked, dimension=kind,
+                            dimension_value="before")
+            for kind, edges in splits["refused"].items():
+                quality.add("constraint_refused_edges", edges, dimension=kind)
+            quality.add("constraint_splits", splits["components_split"], records=splits["clusters_from_split"])
+        for kind, clusters in (rows["violations"][0] if after is not None else {}).items():
+            quality.add("constraint_violations", int(clusters or 0), dimension=kind, dimension_value="after")
+    return ({"violations": after} if after is not None else {}), finish
 
 
 def run_quality(edges: DataFrame, crosswalk: DataFrame, persons: DataFrame | None = None, *,
@@ -378,20 +414,18 @@ def run_quality(edges: DataFrame, crosswalk: DataFrame, persons: DataFrame | Non
     _require(edges, ["match_weight"], "edges")
     _require(crosswalk, [*KEYS, "cluster_id"], "crosswalk")
     quality = RunQuality(run_id)
-    _match_weights(quality, edges, settings)
-    _clusters(quality, crosswalk, settings)
-    _link_rates(quality, crosswalk, groups)
+    measures = [_match_weights(quality, edges, settings), _clusters(quality, crosswalk, settings),
+                _link_rates(quality, crosswalk, groups)]
     if persons is not None:
-        _agreement(quality, crosswalk, persons)
+        measures.append(_agreement(quality, crosswalk, persons))
         if constraints is not None and constraints.any:
-            _constraints(quality, crosswalk, persons, constraints, splits)
+            measures.append(_constraints(quality, crosswalk, persons, constraints, splits))
     if previous_crosswalk is not None:
-        _require(previous_crosswalk, [*KEYS, "cluster_id"], "previous crosswalk")
-        ch = cluster_changes(crosswalk, previous_crosswalk)
-        quality.add("cluster_changed_share", ch["changed"] / ch["in_both"] if ch["in_both"] else None,
-                    records=ch["in_both"])
-        quality.add("records_new", ch["new"])
-        quality.add("records_gone", ch["gone"])
+        measures.append(_changes(quality, crosswalk, previous_crosswalk))
+    # Every aggregate above in one Spark job (bold_spark/bounded.py), then the rows added in the order above.
+    rows = collect_together({name: frame for parts, _ in measures for name, frame in parts.items()})
+    for _, finish in measures:
+        finish(rows)
     if model is not None:
         add_model_parameters(quality, model)
     return quality

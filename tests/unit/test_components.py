@@ -50,3 +50,19 @@ def test_a_weak_edge_joins_two_records_only_as_the_best_link_of_one_of_them(spar
     assert groups() == {frozenset({"a1", "a2", "b1", "b2", "e"}), frozenset({"f"})}
     # At or above best_link_only_below the weak edge counts again.
     assert groups(best_link_only_below=0.85) == groups()
+
+
+def test_a_graph_the_first_labels_settle_needs_no_round_and_a_path_needs_rounds(spark, caplog):
+    """Cliques and stars (most linkage clusters) are settled by the first labels: no propagation round runs. A path
+    of eight nodes needs rounds, and the labels are tested before each one."""
+    import logging
+
+    cliques = spark.createDataFrame([("b", "a"), ("c", "a"), ("c", "b"), ("y", "x"), ("z", "x")],
+                                    "src string, dst string")
+    path = spark.createDataFrame([(str(i + 1), str(i)) for i in range(7)], "src string, dst string")
+    with caplog.at_level(logging.INFO, logger="bold_spark.clustering.components"):
+        assert {r["node"]: r["component"] for r in connected_components(cliques).collect()} == {
+            "a": "a", "b": "a", "c": "a", "x": "x", "y": "x", "z": "x"}
+        assert {r["component"] for r in connected_components(path).collect()} == {"0"}
+    rounds = [int(m.split()[4]) for m in caplog.messages if m.startswith("connected components settled")]
+    assert rounds[0] == 0 and 1 <= rounds[1] <= 3
