@@ -251,16 +251,16 @@ def _clusters(quality: RunQuality, crosswalk: DataFrame, settings: QualitySettin
     largest = clusters.orderBy(F.desc("size"), F.asc("cluster_id")).limit(settings.largest_clusters)  # bounded
 
     def finish(rows: _Rows) -> None:
-        by_size = rows["sizes"]
+        sizes = rows["sizes"]
         counts: dict[tuple[int, int | None], int] = defaultdict(int)
-        for r in by_size:
+        for r in sizes:
             counts[size_bucket(int(r["size"]))] += int(r["n"])
-        quality.add("records", sum(int(r["size"]) * int(r["n"]) for r in by_size))
-        quality.add("clusters", sum(int(r["n"]) for r in by_size))
+        quality.add("records", sum(int(r["size"]) * int(r["n"]) for r in sizes))
+        quality.add("clusters", sum(int(r["n"]) for r in sizes))
         for low, high in SIZE_BUCKETS:
             quality.add("cluster_size_dist", counts.get((low, high), 0), bucket_low=float(low),
                         bucket_high=None if high is None else float(high))
-        implausible = sum(int(r["n"]) for r in by_size if int(r["size"]) > settings.implausible_cluster_size)
+        implausible = sum(int(r["n"]) for r in sizes if int(r["size"]) > settings.implausible_cluster_size)
         quality.add("implausible_clusters", implausible, bucket_low=float(settings.implausible_cluster_size))
         # Sizes and source counts only: neither the cluster id nor any member identifies a person here.
         ranked = sorted(rows["largest"], key=lambda r: (-int(r["size"]), r["cluster_id"]))
