@@ -8,14 +8,13 @@ file, source, column, problem and counts; never a value.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, functions as F
 
+from bold_spark.bounded import collect_together
 from bold_spark.config import SourceConfig, ValidationPolicy
 from bold_spark.errors import DataQualityError
 from bold_spark.standardise.dates import is_placeholder_date, parse_date
@@ -161,16 +160,12 @@ def _as_profile(source: SourceConfig, row: dict[str, Any], policy: ValidationPol
 
 def profile_sources(raws: list[tuple[DataFrame, SourceConfig, ValidationPolicy]], *,
                     latest: Column) -> list[SourceProfile]:
-    """Every source's profile from one Spark job: the per-source aggregates (whose columns differ) travel as JSON
-    in one union, so their stages run side by side and all failing sources are known at once. Counts only leave
-    the executors."""
-    profiles = [profile_source(raw, source=source, latest=latest, policy=policy)
-                .select(F.lit(i).alias("source_index"),
-                        F.to_json(F.struct("*"), {"ignoreNullFields": "false"}).alias("profile"))
-                for i, (raw, source, policy) in enumerate(raws)]
-    rows = reduce(DataFrame.unionByName, profiles).collect()  # bounded: one row per source
-    by_index = {row["source_index"]: json.loads(row["profile"]) for row in rows}
-    return [_as_profile(source, by_index[i], policy) for i, (_, source, policy) in enumerate(raws)]
+    """Every source's profile from one Spark job (bold_spark/bounded.py: the per-source aggregates, whose columns
+    differ, travel as JSON in one union), so their stages run side by side and all failing sources are known at
+    once. Counts only leave the executors."""
+    rows = collect_together({str(i): profile_source(raw, source=source, latest=latest, policy=policy)
+                             for i, (raw, source, policy) in enumerate(raws)})  # bounded: one row per source
+    return [_as_profile(source, rows[str(i)][0], policy) for i, (_, source, policy) in enumerate(raws)]
 
 
 def check_profile(profile: SourceProfile, *, source: SourceConfig, policy: ValidationPolicy,
