@@ -392,8 +392,11 @@ def evaluate_run(spark: SparkSession, output: OutputTables, *, truth: DataFrame 
     inputs = misses(run_id) if misses is not None else None
     if inputs is not None:
         pairs = true_pairs_of_truth(truth) if truth is not None else true_pairs_of_labels(labels)
-        add_breakdown(rows, miss_breakdown(pairs, crosswalk.select(*KEYS, "cluster_id"), inputs),
-                      fields_of(inputs.records))
+        try:
+            add_breakdown(rows, miss_breakdown(pairs, crosswalk.select(*KEYS, "cluster_id"), inputs),
+                          fields_of(inputs.records))
+        finally:
+            inputs.release()
     overall = next(r for r in rows if r["source_system_l"] is None)
     ensure_database(spark, output)
     replace_rows(spark.createDataFrame(rows, EVALUATIONS), output.qualified("evaluations"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -119,6 +119,9 @@ class MissInputs:
     rules: tuple[str, ...]
     edge_threshold: float
     cluster_threshold: float
+    # Frees what ``records`` was built on when the run stored no records (the sources standardised again and
+    # checkpointed in scratch_dir: personal data on disk); the caller calls it once the breakdown is computed.
+    release: Callable[[], None] = lambda: None
 
 
 def classify_missed(pairs: DataFrame, crosswalk: DataFrame, inputs: MissInputs) -> DataFrame:
@@ -212,6 +215,7 @@ def run_miss_inputs(spark: Any, config: Any, *, run_id: str, max_versions: int =
         log.warning("no breakdown of missed pairs: %s", exc)
         return None
     stored = read_state(spark, config, run_id=run_id)
+    release: Callable[[], None] = lambda: None
     if stored is not None:
         standardised = stored.records
     else:
@@ -219,9 +223,11 @@ def run_miss_inputs(spark: Any, config: Any, *, run_id: str, max_versions: int =
 
         log.warning("run %s stored no records (pseudonymised, or replaced since): the breakdown reads and "
                     "standardises the sources as they are now, which may differ from what the run linked", run_id)
-        standardised = prepare_input(spark, config).standardised
+        prepared = prepare_input(spark, config)
+        standardised, release = prepared.standardised, prepared.release
     register_similarity_functions(spark)  # a SQL rule may call jaro_winkler
     records = standardised.where(F.col("reject_reason").isNull()).transform(add_linkage_columns)
     linkage = config.linkage
     return MissInputs(records, edges, tuple(blocking_rule_sql(linkage.blocking_rules)),
-                      edge_threshold=linkage.edge_threshold, cluster_threshold=linkage.cluster_threshold)
+                      edge_threshold=linkage.edge_threshold, cluster_threshold=linkage.cluster_threshold,
+                      release=release)

@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from bold_spark import pipeline
 from bold_spark.linkage import engine, model as splink_model
 from bold_spark.quality.evaluate import add_breakdown, evaluation_rows
 from bold_spark.quality.gate import decide
 from bold_spark.quality.misses import (
     CAUSES,
     PAIR_KEYS,
-    MissInputs,
     classify_missed,
     fields_of,
     miss_breakdown,
     ordered_pairs,
+    run_miss_inputs,
     true_pairs_of_truth,
 )
 from bold_spark.quality.report import render_report, report_from_tables, sample_edges, write_report
@@ -34,24 +33,21 @@ from bold_spark.quality.run_quality import load_run_quality
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.xdist_group("linked_sample")  # one linked run for both modules
 CHROMIUM = Path("/usr/bin/chromium")
-AS_OF = "2026-01-01"
 
 
 @pytest.fixture(scope="module")
 def run(spark, linked_sample):
-    """The shared linked run: (config, record, its recorded quality, accepted persons, edges)."""
+    """The shared linked run: (config, record, its recorded quality, the missed-pairs breakdown's inputs as
+    ``make evaluate`` reads them). The run is pseudonymised, so it stored no records: the inputs standardise the
+    sources again, checkpointed in scratch_dir until released."""
     config, record = linked_sample.config, linked_sample.record
-    out = config.output
-    prepared = pipeline.prepare_input(spark, config, as_of=AS_OF)
-    accepted = prepared.standardised.where(F.col("reject_reason").isNull())
-    edges = spark.table(out.qualified("match_edges"))
-    quality = load_run_quality(spark, out, record.run_id)
-    yield config, record, quality, accepted, edges
-    prepared.release()
+    inputs = run_miss_inputs(spark, config, run_id=record.run_id)
+    yield config, record, load_run_quality(spark, config.output, record.run_id), inputs
+    inputs.release()
 
 
 def test_the_link_run_wrote_its_report_and_was_published(run):
-    config, record, _, _, _ = run
+    config, record, _, _ = run
     assert record.status == "succeeded" and record.message.startswith("published")
     assert record.report_path == str(config.report.directory / f"{record.run_id}.html")
     text = Path(record.report_path).read_text(encoding="utf-8")
@@ -59,7 +55,7 @@ def test_the_link_run_wrote_its_report_and_was_published(run):
 
 
 def test_quality_of_a_real_run_is_consistent_with_the_run(run):
-    config, record, quality, _, _ = run
+    config, record, quality, _ = run
     assert quality.scalar("records") == record.crosswalk_rows and quality.scalar("clusters") == record.clusters
     assert quality.scalar("edges") == record.edges_recorded
     assert quality.scalar("cluster_changed_share") is None  # the first run of its database: nothing to compare
@@ -78,7 +74,7 @@ def test_quality_of_a_real_run_is_consistent_with_the_run(run):
 
 
 def spark_of(run):
-    return run[4].sparkSession
+    return run[3].records.sparkSession
 
 
 def _personal_values(samples) -> set[str]:
@@ -88,7 +84,8 @@ def _personal_values(samples) -> set[str]:
 
 @pytest.fixture(scope="module")
 def reports(run, tmp_path_factory):
-    config, record, quality, persons, edges = run
+    config, record, quality, inputs = run
+    persons, edges = inputs.records, inputs.edges
     folder = tmp_path_factory.mktemp("html")
     plain = sample_edges(edges, n=4, persons=persons, show_personal_values=False)
     personal = sample_edges(edges, n=4, persons=persons, show_personal_values=True)
@@ -141,13 +138,14 @@ def test_report_renders_its_charts_in_headless_chromium(reports, tmp_path):
 
 
 def test_why_true_pairs_were_missed_adds_up_agrees_with_the_engines_pairs_and_shows_in_the_report(run, linked_sample):
-    config, record, quality, accepted, edges = run
+    config, record, quality, inputs = run
     spark = spark_of(run)
     crosswalk = spark.table(config.output.qualified("crosswalk"))
-    records = accepted.transform(splink_model.add_linkage_columns)
-    inputs = MissInputs(records, edges, tuple(splink_model.blocking_rule_sql(config.linkage.blocking_rules)),
-                        edge_threshold=config.linkage.edge_threshold,
-                        cluster_threshold=config.linkage.cluster_threshold)
+    records = inputs.records
+    assert (inputs.edge_threshold, inputs.cluster_threshold) == (config.linkage.edge_threshold,
+                                                                 config.linkage.cluster_threshold)
+    assert inputs.edges.count() == record.edges_recorded  # the run's own version of bold.match_edges
+    assert inputs.rules == tuple(splink_model.blocking_rule_sql(config.linkage.blocking_rules))
     pairs = true_pairs_of_truth(linked_sample.truth)
     breakdown = miss_breakdown(pairs, crosswalk, inputs)
     rows = [r.asDict() for r in evaluation_rows(crosswalk, truth=linked_sample.truth, run_id=record.run_id,
@@ -171,3 +169,7 @@ def test_why_true_pairs_were_missed_adds_up_agrees_with_the_engines_pairs_and_sh
     text = render_report(quality, evaluations=rows)
     assert "Accuracy against the truth" in text and text.count("<svg") == 4 + 1  # the causes chart
     assert f"<td>{overall['missed_pairs']:,}</td>" in text
+    # The sources standardised again are personal data on disk: released, their checkpoint folder is gone.
+    checkpoints = set(config.scratch_dir.glob("input-*"))
+    inputs.release()
+    assert len(checkpoints - set(config.scratch_dir.glob("input-*"))) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 
 import pytest
 from pyspark.sql import functions as F
@@ -125,7 +126,10 @@ def test_evaluate_run_records_the_breakdown_and_the_report_shows_it(spark, data)
                                          F.lit(None).cast("double").alias("match_probability"))
                         .select(*CROSSWALK.fieldNames()), output.qualified("crosswalk"),
                         partition_by=["source_system"])
-        result = evaluate_run(spark, output, truth=truth, truth_description="t", misses=lambda run_id: inputs)
+        released = []  # what the inputs were built on is freed once the breakdown is computed
+        result = evaluate_run(spark, output, truth=truth, truth_description="t", misses=lambda run_id: replace(
+            inputs, release=lambda: released.append(run_id)))
+        assert released == ["r1"]
         o = result.overall
         assert o["missed_pairs"] == o["true_pairs"] - o["true_positive_pairs"] == 5
         stored = spark.table(output.qualified("evaluations")).where(F.col("source_system_l").isNull()).first()
