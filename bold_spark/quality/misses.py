@@ -225,9 +225,13 @@ def run_miss_inputs(spark: Any, config: Any, *, run_id: str, max_versions: int =
                     "standardises the sources as they are now, which may differ from what the run linked", run_id)
         prepared = prepare_input(spark, config)
         standardised, release = prepared.standardised, prepared.release
-    register_similarity_functions(spark)  # a SQL rule may call jaro_winkler
-    records = standardised.where(F.col("reject_reason").isNull()).transform(add_linkage_columns)
-    linkage = config.linkage
-    return MissInputs(records, edges, tuple(blocking_rule_sql(linkage.blocking_rules)),
-                      edge_threshold=linkage.edge_threshold, cluster_threshold=linkage.cluster_threshold,
-                      release=release)
+    try:
+        register_similarity_functions(spark)  # a SQL rule may call jaro_winkler
+        records = standardised.where(F.col("reject_reason").isNull()).transform(add_linkage_columns)
+        linkage = config.linkage
+        return MissInputs(records, edges, tuple(blocking_rule_sql(linkage.blocking_rules)),
+                          edge_threshold=linkage.edge_threshold, cluster_threshold=linkage.cluster_threshold,
+                          release=release)
+    except BaseException:
+        release()
+        raise

@@ -1,7 +1,8 @@
 """Reviewers' decisions hold in every later run: a full run, then decisions imported, then a full run that applies
 them, then more decisions, a record withdrawn at source and another arriving that matches both sides of an applied
-cannot_link, and an incremental run, then two more runs (a full run, an incremental run with nothing changed). Seventeen records in three Delta sources, scored with the committed test model; the runs are built once
-for the module."""
+cannot_link, and an incremental run, then two more runs (a full run, an incremental run with nothing changed).
+Seventeen records in three Delta sources, scored with the committed test model; the runs are built once for the
+module."""
 from __future__ import annotations
 
 from dataclasses import dataclass
